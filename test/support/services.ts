@@ -38,7 +38,11 @@ function once(name: string, check: () => Promise<void>): Promise<boolean> {
 /** True when Redis answers; false (with a skip line) when not, or throws in CI. */
 export function redisAvailable(): Promise<boolean> {
   return once(`Redis at ${REDIS_URL_TEST}`, async () => {
-    const client = new Redis(REDIS_URL_TEST, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000 });
+    const client = new Redis(REDIS_URL_TEST, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 2000,
+    });
     client.on('error', () => {});
     try {
       await client.connect();

@@ -1,0 +1,180 @@
+import Type from 'typebox';
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+/** One of a fixed set of strings, with its default. */
+const oneOf = <const T extends string[]>(values: [...T], fallback: T[number]) =>
+  Type.Union(
+    values.map((value) => Type.Literal(value)),
+    { default: fallback },
+  );
+/** A string that may be unset (null by default). */
+const nullableString = () => Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null });
+
+const Server = Type.Object(
+  {
+    host: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Listener address' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Listener port' }),
+    bodyLimit: Type.Integer({ minimum: 1, default: 1_048_576, description: 'Largest accepted body, bytes' }),
+    trustedProxies: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'CIDRs or addresses whose X-Forwarded-For is believed',
+    }),
+    shutdownTimeoutMs: Type.Integer({
+      minimum: 0,
+      default: 10_000,
+      description: 'How long in-flight requests may run after SIGTERM',
+    }),
+    requestTimeoutMs: Type.Integer({ minimum: 0, default: 30_000, description: 'Whole-request timeout' }),
+    keepAliveTimeoutMs: Type.Integer({ minimum: 0, default: 72_000, description: 'Idle keep-alive timeout' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Database = Type.Object(
+  {
+    url: Type.String({
+      minLength: 1,
+      default: 'sqlite:./data/bastion.db',
+      description: 'sqlite:PATH or postgres://…',
+    }),
+    poolMax: Type.Integer({ minimum: 1, default: 10, description: 'PostgreSQL pool size' }),
+    slowQueryMs: Type.Integer({
+      minimum: 0,
+      default: 1000,
+      description: 'Queries slower than this are logged and counted',
+    }),
+    busyTimeoutMs: Type.Integer({ minimum: 0, default: 5000, description: 'SQLite busy timeout' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Redis = Type.Object(
+  {
+    url: Type.Union([Type.String({ pattern: '^rediss?://' }), Type.Null()], { default: null }),
+    keyPrefix: Type.String({ default: 'bastion:' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const SharedStatePolicy = Type.Object(
+  {
+    rateLimit: oneOf(['fail-open', 'fail-closed'], 'fail-open'),
+    revocation: oneOf(['fail-open', 'fail-closed'], 'fail-closed'),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Security = Type.Object(
+  {
+    masterKey: Type.Union([Type.String(), Type.Null()], { default: null }),
+    corsOrigins: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Logging = Type.Object(
+  {
+    level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    format: oneOf(['json', 'pretty', 'auto'], 'auto'),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Metrics = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true }),
+    token: Type.Union([Type.String(), Type.Null()], { default: null }),
+    listen: Type.Union(
+      [
+        Type.Object(
+          { host: Type.String({ minLength: 1, default: '127.0.0.1' }), port: Port },
+          { additionalProperties: false },
+        ),
+        Type.Null(),
+      ],
+      { default: null },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Health = Type.Object(
+  {
+    cacheMs: Type.Integer({ minimum: 0, default: 2000 }),
+    checkTimeoutMs: Type.Integer({ minimum: 1, default: 1000 }),
+    diskWarnFreeRatio: Type.Number({ minimum: 0, maximum: 1, default: 0.1 }),
+    diskFailFreeRatio: Type.Number({ minimum: 0, maximum: 1, default: 0.02 }),
+    memoryWarnRatio: Type.Number({ minimum: 0, maximum: 1, default: 0.85 }),
+    memoryFailRatio: Type.Number({ minimum: 0, maximum: 1, default: 0.95 }),
+    eventLoopWarnMs: Type.Number({ minimum: 0, default: 200 }),
+    eventLoopFailMs: Type.Number({ minimum: 0, default: 1000 }),
+    databaseWarnMs: Type.Number({ minimum: 0, default: 250 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const LoadShedding = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true }),
+    maxEventLoopDelayMs: Type.Integer({ minimum: 1, default: 1000 }),
+    sampleIntervalMs: Type.Integer({ minimum: 1, default: 500 }),
+    retryAfterSeconds: Type.Integer({ minimum: 1, default: 10 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Admin = Type.Object(
+  {
+    email: nullableString(),
+    password: nullableString(),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Tracing = Type.Object(
+  {
+    otlpEndpoint: nullableString(),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const AlertChannels = Type.Object(
+  {
+    smtpUrl: nullableString(),
+    emailTo: nullableString(),
+    slackWebhookUrl: nullableString(),
+    webhookUrl: nullableString(),
+    webhookSecret: nullableString(),
+    pushoverToken: nullableString(),
+    pushoverUser: nullableString(),
+    pushoverApiUrl: nullableString(),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+  },
+);
+
+/** The whole configuration; every option has a default, so `{}` is a valid file. */
+export const ConfigSchema = Type.Object(
+  {
+    env: oneOf(['development', 'production', 'test'], 'development'),
+    dataDir: Type.String({ minLength: 1, default: './data' }),
+    server: Server,
+    database: Database,
+    redis: Redis,
+    sharedStatePolicy: SharedStatePolicy,
+    security: Security,
+    logging: Logging,
+    metrics: Metrics,
+    health: Health,
+    loadShedding: LoadShedding,
+    admin: Admin,
+    tracing: Tracing,
+    alertChannels: AlertChannels,
+  },
+  { additionalProperties: false },
+);
+
+/** A validated configuration. */
+export type BastionConfig = Type.Static<typeof ConfigSchema>;

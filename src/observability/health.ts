@@ -1,0 +1,115 @@
+import type { Clock } from '../core/clock.ts';
+
+/** Health status per the IETF health-check draft (`application/health+json`). */
+export type HealthStatus = 'pass' | 'warn' | 'fail';
+
+/** What one check observed. */
+export interface CheckResult {
+  status: HealthStatus;
+  observedValue?: number | string;
+  observedUnit?: string;
+  /** Why a check did not pass (never secrets or stack traces). */
+  output?: string;
+}
+
+/** A health check, keyed `component:measurement` (e.g. `database:responseTime`). */
+export interface HealthCheck {
+  readonly key: string;
+  readonly componentType: 'datastore' | 'system' | 'component';
+  run(): Promise<CheckResult>;
+}
+
+/** One entry under `checks` in the response. */
+export interface CheckReport extends CheckResult {
+  componentType: string;
+  time: string;
+}
+
+/** A full health report. */
+export interface HealthReport {
+  status: HealthStatus;
+  checks: Record<string, CheckReport[]>;
+}
+
+const RANK: Record<HealthStatus, number> = { pass: 0, warn: 1, fail: 2 };
+
+/** The worse of the statuses (fail > warn > pass). */
+export function worst(statuses: Iterable<HealthStatus>): HealthStatus {
+  let result: HealthStatus = 'pass';
+  for (const status of statuses) if (RANK[status] > RANK[result]) result = status;
+  return result;
+}
+
+/**
+ * Runs the registered checks in parallel, each bounded by a timeout, and caches the report for
+ * `cacheMs` so that probes cannot hammer the database; concurrent callers share one run.
+ */
+export class HealthService {
+  readonly #checks: HealthCheck[] = [];
+  readonly #timeoutMs: number;
+  readonly #cacheMs: number;
+  readonly #clock: Clock;
+  #cached: { at: number; report: Promise<HealthReport> } | null = null;
+
+  constructor(options: { timeoutMs: number; cacheMs: number; clock: Clock }) {
+    this.#timeoutMs = options.timeoutMs;
+    this.#cacheMs = options.cacheMs;
+    this.#clock = options.clock;
+  }
+
+  /** Adds a check; keys must be unique. */
+  add(check: HealthCheck): void {
+    if (this.#checks.some((existing) => existing.key === check.key)) {
+      throw new TypeError(`Duplicate health check ${check.key}`);
+    }
+    this.#checks.push(check);
+  }
+
+  /** The report, from cache when fresh. */
+  report(): Promise<HealthReport> {
+    const now = this.#clock.now();
+    if (this.#cached && now - this.#cached.at < this.#cacheMs) return this.#cached.report;
+    const report = this.#runAll();
+    this.#cached = { at: now, report };
+    return report;
+  }
+
+  async #runAll(): Promise<HealthReport> {
+    const entries = await Promise.all(
+      this.#checks.map(async (check) => [check, await this.#runOne(check)] as const),
+    );
+    const checks: Record<string, CheckReport[]> = {};
+    const time = new Date(this.#clock.now()).toISOString();
+    for (const [check, result] of entries) {
+      checks[check.key] = [{ componentType: check.componentType, ...result, time }];
+    }
+    return { status: worst(entries.map(([, result]) => result.status)), checks };
+  }
+
+  async #runOne(check: HealthCheck): Promise<CheckResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<CheckResult>((resolve) => {
+      timer = setTimeout(
+        () => resolve({ status: 'fail', output: `timed out after ${this.#timeoutMs} ms` }),
+        this.#timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([
+        check
+          .run()
+          .catch((error: unknown): CheckResult => ({ status: 'fail', output: describeFailure(error) })),
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function describeFailure(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  // First line only: driver messages can run long, and a stack is never useful to a probe.
+  return `${typeof code === 'string' ? `${code}: ` : ''}${message.split('\n')[0]?.slice(0, 200) ?? ''}`;
+}

@@ -1,0 +1,98 @@
+import { Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Route label shared by every request that matched no route (bounded cardinality). */
+export const UNMATCHED_ROUTE = 'unmatched';
+
+// Standard methods keep their name; anything else is folded so clients cannot invent labels.
+const KNOWN_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+]);
+
+/** The method as a metric label: a standard method, or `_OTHER`. */
+export function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : '_OTHER';
+}
+
+// Seconds; OpenTelemetry's HTTP buckets plus two finer ones for fast APIs.
+const DURATION_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+];
+
+type Observer = { observe(value: number): void };
+
+/**
+ * One route's label children, built when the route is registered so a request only does a
+ * Map lookup by status code.
+ */
+export class RouteRecorder {
+  readonly #histogram: Histogram<'method' | 'route' | 'status_code'>;
+  readonly #method: string;
+  readonly #route: string;
+  readonly #byStatus = new Map<number, Observer>();
+
+  constructor(histogram: Histogram<'method' | 'route' | 'status_code'>, method: string, route: string) {
+    this.#histogram = histogram;
+    this.#method = method;
+    this.#route = route;
+  }
+
+  /** Records one finished request. */
+  observe(statusCode: number, seconds: number): void {
+    let child = this.#byStatus.get(statusCode);
+    if (!child) {
+      child = this.#histogram.labels({
+        method: this.#method,
+        route: this.#route,
+        status_code: String(statusCode),
+      });
+      this.#byStatus.set(statusCode, child);
+    }
+    child.observe(seconds);
+  }
+}
+
+/** HTTP server metrics following OpenTelemetry's names. */
+export class HttpMetrics {
+  readonly duration: Histogram<'method' | 'route' | 'status_code'>;
+  readonly active: Gauge;
+  readonly #unmatched = new Map<string, RouteRecorder>();
+
+  constructor(registry: Registry) {
+    this.duration = new Histogram({
+      name: 'http_server_request_duration_seconds',
+      help: 'Duration of HTTP server requests.',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    });
+    this.active = new Gauge({
+      name: 'http_server_active_requests',
+      help: 'Number of HTTP server requests in flight.',
+      registers: [registry],
+    });
+  }
+
+  /** A recorder for a registered route (call once per route at start-up). */
+  forRoute(method: string, route: string): RouteRecorder {
+    return new RouteRecorder(this.duration, methodLabel(method), route);
+  }
+
+  /** The shared recorder for requests that matched no route, per method label. */
+  forUnmatched(method: string): RouteRecorder {
+    const label = methodLabel(method);
+    let recorder = this.#unmatched.get(label);
+    if (!recorder) {
+      recorder = new RouteRecorder(this.duration, label, UNMATCHED_ROUTE);
+      this.#unmatched.set(label, recorder);
+    }
+    return recorder;
+  }
+}

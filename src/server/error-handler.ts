@@ -1,0 +1,90 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BastionError, type ErrorDefinition, HttpErrors } from '../core/errors.ts';
+
+/** The JSON body of every error response. */
+export interface ErrorBody {
+  error: string;
+  message: string;
+  request_id: string;
+  [extra: string]: unknown;
+}
+
+// Fastify's own client errors, mapped to Bastion's public codes.
+const FASTIFY_ERRORS: Record<string, ErrorDefinition> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: HttpErrors.malformedJson,
+  FST_ERR_CTP_EMPTY_JSON_BODY: HttpErrors.malformedJson,
+  FST_ERR_CTP_BODY_TOO_LARGE: HttpErrors.payloadTooLarge,
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: HttpErrors.unsupportedMediaType,
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: HttpErrors.badRequest,
+  FST_ERR_VALIDATION: HttpErrors.validation,
+};
+
+const BY_STATUS: Record<number, ErrorDefinition> = {
+  400: HttpErrors.badRequest,
+  401: HttpErrors.unauthorized,
+  403: HttpErrors.forbidden,
+  404: HttpErrors.notFound,
+  405: HttpErrors.methodNotAllowed,
+  409: HttpErrors.conflict,
+  413: HttpErrors.payloadTooLarge,
+  415: HttpErrors.unsupportedMediaType,
+  422: HttpErrors.unprocessable,
+  429: HttpErrors.tooManyRequests,
+  503: HttpErrors.unavailable,
+};
+
+/** Builds the error body for a definition. */
+export function errorBody(definition: ErrorDefinition, requestId: string, message?: string): ErrorBody {
+  return { error: definition.error, message: message ?? definition.message, request_id: requestId };
+}
+
+function validationDetails(error: FastifyError): Array<{ path: string; message: string }> {
+  return (error.validation ?? []).map((issue) => ({
+    path: `${error.validationContext ?? 'body'}${issue.instancePath || ''}`,
+    message: issue.message ?? 'is invalid',
+  }));
+}
+
+/**
+ * Every error becomes `{ error, message, request_id }` with the right status. Client errors
+ * say what was wrong; server errors say nothing internal and are logged with the request id.
+ */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError | BastionError, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof BastionError) {
+      if (error.headers) reply.headers(error.headers);
+      const body = { ...errorBody(error.definition, request.id, error.message), ...error.details };
+      return reply.code(error.statusCode).send(body);
+    }
+    if (error.validation) {
+      return reply
+        .code(400)
+        .send({ ...errorBody(HttpErrors.validation, request.id), details: validationDetails(error) });
+    }
+    const status = typeof error.statusCode === 'number' ? error.statusCode : 500;
+    const known =
+      (error.code && FASTIFY_ERRORS[error.code]) || (status < 500 ? BY_STATUS[status] : undefined);
+    if (known && status < 500) {
+      return reply.code(known.status).send(errorBody(known, request.id));
+    }
+    if (status === 503) return reply.code(503).send(errorBody(HttpErrors.unavailable, request.id));
+    request.log.error({ err: error }, 'request failed');
+    return reply.code(500).send(errorBody(HttpErrors.internal, request.id));
+  });
+
+  app.setNotFoundHandler({}, (request: FastifyRequest, reply: FastifyReply) =>
+    reply
+      .code(404)
+      .send(
+        errorBody(HttpErrors.notFound, request.id, `No route for ${request.method} ${routePath(request)}`),
+      ),
+  );
+}
+
+function routePath(request: FastifyRequest): string {
+  const url = request.url;
+  const end = url.indexOf('?');
+  const path = end === -1 ? url : url.slice(0, end);
+  // Echo a bounded, printable path only.
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path.replace(/[^\x20-\x7e]/g, '?');
+}

@@ -1,0 +1,17 @@
+import type { Principal } from '../core/principal.ts';
+import type { RouteRecorder } from '../observability/http-metrics.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Required on every route: a permission such as `workflows:write`, or `'public'`. */
+    auth?: string;
+    /** Set false to keep serving the route under load shedding (liveness, metrics). Default true. */
+    loadShedding?: boolean;
+    /** Internal: the route's precomputed metric recorder. */
+    bastionRecorder?: RouteRecorder;
+  }
+  interface FastifyRequest {
+    /** The authenticated caller, or null. */
+    principal: Principal | null;
+  }
+}

@@ -1,0 +1,58 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import { BastionError, HttpErrors } from '../core/errors.ts';
+import type { Authenticator } from '../core/principal.ts';
+import './fastify-types.ts';
+
+/** The value of `config.auth` for routes anyone may call. */
+export const PUBLIC = 'public';
+
+const PERMISSION_PATTERN = /^[a-z][a-z-]*:[a-z][a-z-]*$/;
+
+/** Options of the route-auth plugin. */
+export interface RouteAuthOptions {
+  /** Finds the caller; until identity is configured, nobody is authenticated (every non-public route answers 401). */
+  authenticate?: Authenticator<FastifyRequest>;
+}
+
+const nobody: Authenticator<FastifyRequest> = async () => null;
+
+/** Why a route declaration is refused, or null when it is fine. */
+export function routeAuthProblem(route: Pick<RouteOptions, 'method' | 'url' | 'config'>): string | null {
+  const auth = (route.config as { auth?: unknown } | undefined)?.auth;
+  const name = `${[route.method].flat().join(',')} ${route.url}`;
+  if (auth === undefined) {
+    return `Route ${name} does not declare config.auth; set a permission (e.g. 'workflows:read') or 'public'`;
+  }
+  if (auth !== PUBLIC && (typeof auth !== 'string' || !PERMISSION_PATTERN.test(auth))) {
+    return `Route ${name} has config.auth ${JSON.stringify(auth)}; expected 'public' or 'resource:action'`;
+  }
+  return null;
+}
+
+/**
+ * Enforces the route declaration rule at start-up (a route without `config.auth` is a
+ * programming error) and, per request, authentication and the route's permission. Public
+ * routes get no hook at all.
+ */
+export const routeAuth = fp<RouteAuthOptions>(
+  async (app: FastifyInstance, options) => {
+    const authenticate = options.authenticate ?? nobody;
+    app.decorateRequest('principal', null);
+
+    app.addHook('onRoute', (route) => {
+      const problem = routeAuthProblem(route);
+      if (problem) throw new TypeError(problem);
+      const permission = route.config?.auth as string;
+      if (permission === PUBLIC) return;
+      const check = async (request: FastifyRequest, _reply: FastifyReply) => {
+        const principal = request.principal ?? (await authenticate(request));
+        if (!principal) throw new BastionError(HttpErrors.unauthorized);
+        request.principal = principal;
+        if (!principal.permissions.has(permission)) throw new BastionError(HttpErrors.forbidden);
+      };
+      route.preHandler = [check, ...[route.preHandler ?? []].flat()];
+    });
+  },
+  { name: 'bastion-route-auth', fastify: '5.x' },
+);

@@ -1,0 +1,145 @@
+import { mkdir } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { ConfigError } from '../config/errors.ts';
+import { productionProblems } from '../config/production-guards.ts';
+import type { BastionConfig } from '../config/schema.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
+import { BUILD_INFO } from '../observability/build-info.ts';
+import { DatabaseMetrics } from '../observability/database-metrics.ts';
+import { HealthService } from '../observability/health.ts';
+import {
+  databaseCheck,
+  diskCheck,
+  EventLoopDelayCheck,
+  memoryCheck,
+  migrationsCheck,
+  sharedStateCheck,
+} from '../observability/health-checks.ts';
+import { HttpMetrics } from '../observability/http-metrics.ts';
+import { registerSystemMetrics } from '../observability/system-metrics.ts';
+import { type Database, openDatabase } from '../storage/database.ts';
+import { ensureInstallationId } from '../storage/instance-settings.ts';
+import { migrateUp, pendingMigrations } from '../storage/migrator.ts';
+import { createSharedState } from '../storage/shared-state.ts';
+import type { SharedState } from '../storage/state.ts';
+import { StartupError } from './startup-error.ts';
+
+/** The long-lived parts of a running Bastion, shared by its routes and closed together. */
+export interface Services {
+  readonly config: BastionConfig;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly database: Database;
+  readonly state: SharedState;
+  readonly registry: Registry;
+  readonly httpMetrics: HttpMetrics;
+  readonly health: HealthService;
+  readonly installationId: string;
+  readonly startedAt: number;
+  /** Closes the database and shared state (idempotent). */
+  close(): Promise<void>;
+}
+
+/** Options for `createServices`. */
+export interface ServicesOptions {
+  config: BastionConfig;
+  logger: Logger;
+  clock?: Clock;
+  /** Apply pending migrations even in production (`serve --migrate`). Default false. */
+  migrate?: boolean;
+  /** PostgreSQL schema (search_path) to use; tests isolate themselves with it. */
+  databaseSchema?: string;
+}
+
+/**
+ * Checks the production guards, opens storage, applies migrations per policy and builds
+ * metrics and health. Throws `ConfigError` or `StartupError` (exit code 78) on refusal.
+ */
+export async function createServices(options: ServicesOptions): Promise<Services> {
+  const { config, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const problems = productionProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems, 'Refusing to start in production');
+
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  registerSystemMetrics(registry, { diskPath: config.dataDir });
+  new Gauge({
+    name: 'bastion_build_info',
+    help: 'Bastion build; always 1.',
+    labelNames: ['version', 'node_version'],
+    registers: [registry],
+  }).set({ version: BUILD_INFO.version, node_version: BUILD_INFO.nodeVersion }, 1);
+  const httpMetrics = new HttpMetrics(registry);
+  const databaseMetrics = new DatabaseMetrics(registry, { slowQueryMs: config.database.slowQueryMs, logger });
+
+  const database = openDatabase({
+    url: config.database.url,
+    poolMax: config.database.poolMax,
+    busyTimeoutMs: config.database.busyTimeoutMs,
+    schema: options.databaseSchema,
+    onQuery: databaseMetrics.onQuery,
+  });
+  databaseMetrics.attach(registry, database);
+  const state = createSharedState({ redisUrl: config.redis.url, keyPrefix: config.redis.keyPrefix, clock });
+  const eventLoop = new EventLoopDelayCheck(config.health);
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    eventLoop.stop();
+    await Promise.allSettled([database.close(), state.close()]);
+  };
+
+  try {
+    await applyMigrations(database, config, logger, options.migrate ?? false);
+    const installationId = await ensureInstallationId(database.db, clock);
+    const health = new HealthService({
+      timeoutMs: config.health.checkTimeoutMs,
+      cacheMs: config.health.cacheMs,
+      clock,
+    });
+    health.add(databaseCheck(database, config.health));
+    health.add(sharedStateCheck(state));
+    health.add(diskCheck(config.dataDir, config.health));
+    health.add(memoryCheck(config.health));
+    health.add(eventLoop);
+    health.add(migrationsCheck(database));
+    return {
+      config,
+      logger,
+      clock,
+      database,
+      state,
+      registry,
+      httpMetrics,
+      health,
+      installationId,
+      startedAt: clock.now(),
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+async function applyMigrations(database: Database, config: BastionConfig, logger: Logger, migrate: boolean) {
+  let pending: string[];
+  try {
+    pending = await pendingMigrations(database.db);
+  } catch (error) {
+    throw new StartupError(`Cannot reach the database: ${(error as Error).message}`, 1);
+  }
+  if (pending.length === 0) return;
+  if (config.env === 'production' && !migrate) {
+    throw new StartupError(
+      `Refusing to start: ${pending.length} pending migration(s) (${pending.join(', ')}). ` +
+        'Run `bastion migrate up`, or start with `bastion serve --migrate`.',
+    );
+  }
+  const applied = await migrateUp(database.db);
+  logger.info({ migrations: applied }, `applied ${applied.length} migration(s)`);
+}

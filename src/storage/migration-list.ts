@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import { instanceSettings } from './migrations/0001-instance-settings.ts';
+
+/**
+ * Every migration, in order. Names sort lexically and never change once released; the same
+ * migrations run on SQLite and PostgreSQL.
+ */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001-instance-settings': instanceSettings,
+};
