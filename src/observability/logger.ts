@@ -1,7 +1,7 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import type { BastionConfig } from '../config/schema.ts';
-import { REDACT_PATHS, REDACTED, redactValues } from './redaction.ts';
+import { redactValues } from './redaction.ts';
 
 /** Where log lines go: a stream (tests) or a file path ('/dev/null' for benchmarks); default stdout. */
 export type LogDestination = DestinationStream | string;
@@ -18,17 +18,37 @@ export function logFormat(config: BastionConfig): 'json' | 'pretty' {
  */
 export function createLogger(config: BastionConfig, destination?: LogDestination): Logger {
   const target =
-    typeof destination === 'string' ? pino.destination({ dest: destination, sync: false }) : destination;
+    destination === undefined || typeof destination === 'string'
+      ? bufferedFile(destination ?? 1)
+      : destination;
   const options: pino.LoggerOptions = {
     level: config.logging.level,
-    redact: { paths: REDACT_PATHS, censor: REDACTED },
     hooks: { streamWrite: redactValues },
     timestamp: pino.stdTimeFunctions.isoTime,
     base: { pid: process.pid },
     serializers: { err: pino.stdSerializers.err },
   };
   if (logFormat(config) === 'pretty') {
-    return pino(options, pretty({ destination: target ?? 1, sync: true, translateTime: 'SYS:HH:MM:ss.l' }));
+    return pino(options, pretty({ destination: target, sync: true, translateTime: 'SYS:HH:MM:ss.l' }));
   }
-  return target ? pino(options, target) : pino(options);
+  return pino(options, target);
+}
+
+// Lines are gathered up to 4 KiB before a write (one syscall for many requests) and flushed at
+// least every 250 ms, so a quiet server's logs are never held back; pino flushes on exit.
+const BUFFER_BYTES = 4096;
+const FLUSH_INTERVAL_MS = 250;
+
+function bufferedFile(dest: string | number): DestinationStream {
+  const stream = pino.destination({ dest, sync: false, minLength: BUFFER_BYTES });
+  const timer = setInterval(() => {
+    try {
+      stream.flush();
+    } catch {
+      // Not ready yet (the file is still opening) or already closed: the next tick retries.
+    }
+  }, FLUSH_INTERVAL_MS);
+  timer.unref();
+  stream.on('close', () => clearInterval(timer));
+  return stream;
 }
