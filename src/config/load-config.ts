@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Settings } from 'typebox/system';
 import Value from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { CONFIG_FILE_VARIABLE, ENV_VARIABLES, type EnvVariable } from './env.ts';
@@ -57,7 +58,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Basti
 
   const withDefaults = Value.Default(ConfigSchema, tree);
   const byPath = new Map<string, SchemaError[]>();
-  for (const error of Value.Errors(ConfigSchema, withDefaults)) {
+  for (const error of allErrors(withDefaults)) {
     byPath.set(error.instancePath, [...(byPath.get(error.instancePath) ?? []), error]);
   }
   for (const errors of byPath.values()) problems.push(...describeSchemaErrors(errors, sources));
@@ -141,6 +142,20 @@ function mergeInto(
   }
 }
 
+// TypeBox stops after 8 errors by default (a guard for untrusted input); a config file is the
+// operator's own, and every problem should be listed at once.
+const MAX_CONFIG_ERRORS = 1000;
+
+function allErrors(value: unknown): SchemaError[] {
+  const previous = Settings.Get().maxErrors;
+  Settings.Set({ maxErrors: MAX_CONFIG_ERRORS });
+  try {
+    return Value.Errors(ConfigSchema, value);
+  } finally {
+    Settings.Set({ maxErrors: previous });
+  }
+}
+
 interface SchemaError {
   instancePath: string;
   message: string;
@@ -166,14 +181,13 @@ function describeSchemaErrors(errors: SchemaError[], sources: Map<string, string
       .filter((error) => error.keyword === 'boolean')
       .map(() => problem(key, `unknown key; allowed: ${allowedKeys(segments.slice(0, -1)).join(', ')}`));
   }
-  if (errors.some((error) => error.keyword === 'anyOf' || error.keyword === 'const')) {
+  if (errors.some((error) => ['anyOf', 'const', 'enum'].includes(error.keyword))) {
     const literals = expectedFor(segments);
     if (literals) return [problem(key, `expected one of: ${literals}`)];
     const reasons = new Set(
       errors
         .filter(
-          (error) =>
-            error.keyword !== 'anyOf' && error.keyword !== 'const' && error.message !== 'must be null',
+          (error) => !['anyOf', 'const', 'enum'].includes(error.keyword) && error.message !== 'must be null',
         )
         .map((e) => e.message),
     );
@@ -225,6 +239,7 @@ function collectLiterals(schema: unknown): string[] {
   const node = schema as (SchemaNode & { const?: unknown }) | undefined;
   if (!node) return [];
   if (node.const !== undefined) return [String(node.const)];
+  if (node.enum) return node.enum.map(String);
   return [...(node.anyOf ?? []), ...(node.allOf ?? [])].flatMap(collectLiterals);
 }
 
