@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { ConfigError } from '../config/errors.ts';
+import { resolveMasterKey } from '../config/master-key.ts';
 import { productionProblems } from '../config/production-guards.ts';
 import type { BastionConfig } from '../config/schema.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
@@ -36,6 +37,8 @@ export interface Services {
   readonly httpMetrics: HttpMetrics;
   readonly health: HealthService;
   readonly installationId: string;
+  /** The 32-byte root key every other key is derived from. */
+  readonly masterKey: Buffer;
   readonly startedAt: number;
   /** Closes the database and shared state (idempotent). */
   close(): Promise<void>;
@@ -63,6 +66,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
   if (problems.length > 0) throw new ConfigError(problems, 'Refusing to start in production');
 
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const masterKey = await resolveMasterKey(config, (message) => logger.warn(message));
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   registerSystemMetrics(registry, { diskPath: config.dataDir });
@@ -117,6 +121,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       httpMetrics,
       health,
       installationId,
+      masterKey,
       startedAt: clock.now(),
       close,
     };

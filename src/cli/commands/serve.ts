@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load-config.ts';
-import { resolveMasterKey } from '../../config/master-key.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { createApp } from '../../server/create-app.ts';
 import { listen } from '../../server/serve.ts';
@@ -20,7 +19,6 @@ export function registerServe(program: Command): void {
         overrides: { 'server.port': options.port, 'server.host': options.host },
       });
       const logger = createLogger(config);
-      await resolveMasterKey(config, (message) => logger.warn(message));
       const app = await createApp({ config, logger, migrate: options.migrate ?? false });
       await listen(app, { installSignalHandlers: true });
     });

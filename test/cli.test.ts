@@ -1,0 +1,168 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresSchema } from './support/app.ts';
+import { DATABASE_URL_TEST, postgresAvailable } from './support/services.ts';
+
+const root = path.resolve(import.meta.dirname, '..');
+const cli = path.join(root, 'src/cli/main.ts');
+const pgUp = await postgresAvailable();
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function start(args: string[], env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+function run(args: string[], env: Record<string, string> = {}, input?: string): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = start(args, env);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin?.end(input ?? '');
+  });
+}
+
+let dataDir: string;
+let env: Record<string, string>;
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'bastion-cli-'));
+  env = { BASTION_DATA_DIR: dataDir, BASTION_LOG_FORMAT: 'json' };
+});
+afterAll(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('bastion CLI', () => {
+  it('prints --help for the program and every command', async () => {
+    const commands = [[], ['serve'], ['migrate'], ['migrate', 'status'], ['migrate', 'up'], ['config', 'check']];
+    const results = await Promise.all(commands.map((args) => run([...args, '--help'])));
+    results.forEach((result, index) => {
+      const name = commands[index]!.join(' ');
+      expect(result.code, name).toBe(0);
+      expect(result.stdout, name).toMatch(/^Usage: bastion/);
+    });
+    const root = await run(['--help']);
+    for (const command of ['serve', 'migrate', 'config']) expect(root.stdout).toContain(command);
+  });
+
+  it('fails clearly on an unknown command or option', async () => {
+    const unknown = await run(['serv']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/unknown command 'serv'/);
+    const badPort = await run(['serve', '--port', 'eighty']);
+    expect(badPort.code).not.toBe(0);
+    expect(badPort.stderr).toMatch(/--port expects a number/);
+  });
+
+  it('config check lists every production problem and exits 78', async () => {
+    const result = await run(['config', 'check', '--production'], { ...env, CORS_ORIGINS: '*' });
+    expect(result.code).toBe(78);
+    expect(result.stdout).toContain('BASTION_MASTER_KEY');
+    expect(result.stdout).toContain('CORS_ORIGINS');
+    expect(result.stdout).toContain('/metrics would be open');
+    const good = await run(['config', 'check'], {
+      ...env,
+      NODE_ENV: 'production',
+      BASTION_MASTER_KEY: randomBytes(32).toString('base64'),
+      BASTION_METRICS_TOKEN: randomBytes(32).toString('hex'),
+    });
+    expect(good.stdout).toContain('Configuration OK (production)');
+    expect(good.code).toBe(0);
+  });
+
+  it('config check reports invalid values with exit 78', async () => {
+    const result = await run(['config', 'check'], { ...env, PORT: 'http' });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('server.port (env PORT): expected a whole number');
+  });
+
+  it('migrate status and up on SQLite', async () => {
+    const dbEnv = { ...env, DATABASE_URL: `sqlite:${path.join(dataDir, 'migrate.db')}` };
+    const before = await run(['migrate', 'status'], dbEnv);
+    expect(before.stdout).toMatch(/pending\s+0001-instance-settings/);
+    expect(before.code).toBe(1);
+    const up = await run(['migrate', 'up'], dbEnv);
+    expect(up.stdout).toMatch(/applied\s+0001-instance-settings/);
+    expect(up.code).toBe(0);
+    const after = await run(['migrate', 'status'], dbEnv);
+    expect(after.stdout).toContain('Database is up to date.');
+    expect(after.code).toBe(0);
+    const again = await run(['migrate', 'up'], dbEnv);
+    expect(again.stdout).toContain('Nothing to apply');
+  });
+
+  describe.skipIf(!pgUp)('on PostgreSQL', () => {
+    it('migrate up then status', async () => {
+      const { schema, drop } = await createPostgresSchema();
+      try {
+        const url = `${DATABASE_URL_TEST}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+        const up = await run(['migrate', 'up'], { ...env, DATABASE_URL: url });
+        expect(up.stderr).toBe('');
+        expect(up.stdout).toMatch(/applied\s+0001-instance-settings/);
+        const status = await run(['migrate', 'status'], { ...env, DATABASE_URL: url });
+        expect(status.stdout).toContain('Database is up to date.');
+      } finally {
+        await drop();
+      }
+    });
+  });
+
+  it('serve refuses production with pending migrations unless --migrate, then serves and stops on SIGTERM', async () => {
+    const prodEnv = {
+      ...env,
+      NODE_ENV: 'production',
+      DATABASE_URL: `sqlite:${path.join(dataDir, 'prod.db')}`,
+      BASTION_MASTER_KEY: randomBytes(32).toString('base64'),
+      BASTION_METRICS_TOKEN: randomBytes(32).toString('hex'),
+    };
+    const refused = await run(['serve', '--port', '0'], prodEnv);
+    expect(refused.code).toBe(78);
+    expect(refused.stderr).toMatch(/pending migration\(s\) \(0001-instance-settings\)/);
+
+    const child = start(['serve', '--port', '0', '--migrate'], prodEnv);
+    let stdout = '';
+    const address = await new Promise<string>((resolve, reject) => {
+      child.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        const line = stdout.split('\n').find((text) => text.includes('"msg":"listening"'));
+        if (line) resolve((JSON.parse(line) as { addresses: string[] }).addresses[0]!);
+      });
+      child.on('exit', (code) => reject(new Error(`serve exited early with ${code}: ${stdout}`)));
+    });
+    const live = await fetch(`${address}/health/live`);
+    expect(live.status).toBe(200);
+    expect(live.headers.get('content-type')).toContain('application/health+json');
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stdout).toContain('shutdown complete');
+  });
+
+  it('serve lists every configuration problem and exits 78', async () => {
+    const result = await run(['serve'], { ...env, NODE_ENV: 'production', CORS_ORIGINS: '*' });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('Refusing to start in production');
+    expect(result.stderr).toContain('security.masterKey');
+    expect(result.stderr).toContain('security.corsOrigins');
+  });
+});
