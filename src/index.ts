@@ -1,0 +1,14 @@
+export type { ConfigProblem } from './config/errors.ts';
+export { ConfigError, EXIT_CONFIG } from './config/errors.ts';
+export { type LoadConfigOptions, loadConfig } from './config/load-config.ts';
+export { productionProblems } from './config/production-guards.ts';
+export type { BastionConfig } from './config/schema.ts';
+export { type Clock, ManualClock, systemClock } from './core/clock.ts';
+export { BastionError, defineError, type ErrorDefinition, HttpErrors } from './core/errors.ts';
+export type { Authenticator, Principal } from './core/principal.ts';
+export type { HealthCheck, HealthReport, HealthStatus } from './observability/health.ts';
+export { type CreateAppOptions, createApp } from './server/create-app.ts';
+export { PUBLIC } from './server/route-auth.ts';
+export { listen, type RunningServer } from './server/serve.ts';
+export type { Services } from './server/services.ts';
+export type { SharedState } from './storage/state.ts';
