@@ -1,5 +1,7 @@
 import { type Clock, systemClock } from '../../core/clock.ts';
 import type { SharedState } from '../state.ts';
+import { deliver } from './deliver.ts';
+import { checkTtl } from './ttl.ts';
 
 /** Options for {@link MemoryState}. */
 export interface MemoryStateOptions {
@@ -165,13 +167,6 @@ export class MemoryState implements SharedState {
   }
 }
 
-/** A positive TTL in whole milliseconds, rounded up so a TTL never ends early. */
-function checkTtl(ttlMs: number): number {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0)
-    throw new RangeError(`ttlMs must be a positive number, got ${ttlMs}`);
-  return Math.ceil(ttlMs);
-}
-
 function checkAmount(by: number): void {
   if (!Number.isSafeInteger(by)) throw new RangeError(`increment amount must be an integer, got ${by}`);
 }
@@ -181,14 +176,4 @@ function parseCounter(value: string): number {
   const parsed = /^-?\d+$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isSafeInteger(parsed)) throw new TypeError('value is not an integer or out of range');
   return parsed;
-}
-
-function deliver(handler: (message: string) => void, message: string): void {
-  try {
-    handler(message);
-  } catch (error) {
-    // One faulty subscriber must not silence the others, but the failure must stay visible.
-    const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
-    process.emitWarning('a shared-state subscriber threw', { type: 'SharedStateWarning', detail });
-  }
 }

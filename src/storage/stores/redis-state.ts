@@ -1,6 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import type { SharedState } from '../state.ts';
+import { deliver } from './deliver.ts';
+import { checkTtl } from './ttl.ts';
 
 /** Options for {@link RedisState}. */
 export interface RedisStateOptions {
@@ -268,23 +270,6 @@ export class RedisState implements SharedState {
 
   #assertOpen(): void {
     if (this.#closed) throw new Error('RedisState is closed');
-  }
-}
-
-/** A positive TTL in whole milliseconds, rounded up so a TTL never ends early. */
-function checkTtl(ttlMs: number): number {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0)
-    throw new RangeError(`ttlMs must be a positive number, got ${ttlMs}`);
-  return Math.ceil(ttlMs);
-}
-
-function deliver(handler: (message: string) => void, message: string): void {
-  try {
-    handler(message);
-  } catch (error) {
-    // A throw here would reach ioredis's parser; keep other subscribers fed and the failure visible.
-    const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
-    process.emitWarning('a shared-state subscriber threw', { type: 'SharedStateWarning', detail });
   }
 }
 
