@@ -6,7 +6,8 @@ export default defineConfig({
     environment: 'node',
     testTimeout: 20_000,
     hookTimeout: 30_000,
-    // Suites share one PostgreSQL database and one Redis; each uses its own schema/prefix.
+    // Suites share one PostgreSQL database and one Redis; each test uses its own schema or key prefix.
     pool: 'forks',
+    globalSetup: ['test/support/global-setup.ts'],
   },
 });

@@ -54,7 +54,14 @@ afterAll(async () => {
 
 describe('bastion CLI', () => {
   it('prints --help for the program and every command', async () => {
-    const commands = [[], ['serve'], ['migrate'], ['migrate', 'status'], ['migrate', 'up'], ['config', 'check']];
+    const commands = [
+      [],
+      ['serve'],
+      ['migrate'],
+      ['migrate', 'status'],
+      ['migrate', 'up'],
+      ['config', 'check'],
+    ];
     const results = await Promise.all(commands.map((args) => run([...args, '--help'])));
     results.forEach((result, index) => {
       const name = commands[index]!.join(' ');

@@ -95,6 +95,18 @@ export const HttpErrors = {
     'payload_too_large',
     'Request body is larger than allowed',
   ),
+  requestTimeout: defineError(
+    'BASTION_ERR_REQUEST_TIMEOUT',
+    408,
+    'request_timeout',
+    'The request was not received in time',
+  ),
+  headersTooLarge: defineError(
+    'BASTION_ERR_HEADERS_TOO_LARGE',
+    431,
+    'headers_too_large',
+    'Request headers are larger than allowed',
+  ),
   unsupportedMediaType: defineError(
     'BASTION_ERR_UNSUPPORTED_MEDIA_TYPE',
     415,

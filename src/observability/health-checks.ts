@@ -109,7 +109,7 @@ export function migrationsCheck(database: Database): HealthCheck {
     key: 'migrations:pending',
     componentType: 'datastore',
     async run(): Promise<CheckResult> {
-      const pending = await pendingMigrations(database.db);
+      const pending = await pendingMigrations(database);
       return {
         status: pending.length > 0 ? 'warn' : 'pass',
         observedValue: pending.length,

@@ -96,9 +96,11 @@ export class HealthService {
     });
     try {
       return await Promise.race([
-        check
-          .run()
-          .catch((error: unknown): CheckResult => ({ status: 'fail', output: describeFailure(error) })),
+        // Through a promise executor, so that a run() that throws synchronously is a failed
+        // check rather than a rejected report (which would also stay cached for cacheMs).
+        new Promise<CheckResult>((resolve) => resolve(check.run())).catch(
+          (error: unknown): CheckResult => ({ status: 'fail', output: describeFailure(error) }),
+        ),
         timeout,
       ]);
     } finally {

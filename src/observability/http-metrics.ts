@@ -30,30 +30,38 @@ type Observer = { observe(value: number): void };
 
 /**
  * One route's label children, built when the route is registered so a request only does a
- * Map lookup by status code.
+ * Map lookup by status code (and by method, for a route declared with several methods).
  */
 export class RouteRecorder {
   readonly #histogram: Histogram<'method' | 'route' | 'status_code'>;
-  readonly #method: string;
   readonly #route: string;
-  readonly #byStatus = new Map<number, Observer>();
+  readonly #first: string;
+  readonly #byMethod = new Map<string, Map<number, Observer>>();
 
-  constructor(histogram: Histogram<'method' | 'route' | 'status_code'>, method: string, route: string) {
+  constructor(
+    histogram: Histogram<'method' | 'route' | 'status_code'>,
+    methods: string | readonly string[],
+    route: string,
+  ) {
     this.#histogram = histogram;
-    this.#method = method;
     this.#route = route;
+    const labels = [methods].flat().map(methodLabel);
+    this.#first = labels[0] ?? '_OTHER';
+    for (const label of [this.#first, ...labels]) this.#byMethod.set(label, new Map());
   }
 
-  /** Records one finished request. */
-  observe(statusCode: number, seconds: number): void {
-    let child = this.#byStatus.get(statusCode);
+  /** Records one finished request; `method` picks the label when the route has several. */
+  observe(statusCode: number, seconds: number, method?: string): void {
+    let label = this.#first;
+    if (method !== undefined && this.#byMethod.size > 1) {
+      const requested = methodLabel(method);
+      if (this.#byMethod.has(requested)) label = requested;
+    }
+    const byStatus = this.#byMethod.get(label)!;
+    let child = byStatus.get(statusCode);
     if (!child) {
-      child = this.#histogram.labels({
-        method: this.#method,
-        route: this.#route,
-        status_code: String(statusCode),
-      });
-      this.#byStatus.set(statusCode, child);
+      child = this.#histogram.labels({ method: label, route: this.#route, status_code: String(statusCode) });
+      byStatus.set(statusCode, child);
     }
     child.observe(seconds);
   }
@@ -80,9 +88,9 @@ export class HttpMetrics {
     });
   }
 
-  /** A recorder for a registered route (call once per route at start-up). */
-  forRoute(method: string, route: string): RouteRecorder {
-    return new RouteRecorder(this.duration, methodLabel(method), route);
+  /** A recorder for a registered route and its method(s) (call once per route at start-up). */
+  forRoute(methods: string | readonly string[], route: string): RouteRecorder {
+    return new RouteRecorder(this.duration, methods, route);
   }
 
   /** The shared recorder for requests that matched no route, per method label. */

@@ -15,8 +15,11 @@ export interface ObservabilityOptions {
 export const observability = fp<ObservabilityOptions>(
   async (app: FastifyInstance, { metrics }) => {
     app.addHook('onRoute', (route) => {
-      const method = [route.method].flat()[0] ?? 'GET';
-      route.config = { ...route.config, bastionRecorder: metrics.forRoute(method, route.url ?? route.path) };
+      // A route may declare several methods; the recorder labels each request by its own.
+      route.config = {
+        ...route.config,
+        bastionRecorder: metrics.forRoute(route.method, route.url ?? route.path),
+      };
     });
 
     app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
@@ -30,7 +33,7 @@ export const observability = fp<ObservabilityOptions>(
       const elapsed = reply.elapsedTime;
       const status = reply.statusCode;
       const recorder = request.routeOptions.config.bastionRecorder;
-      (recorder ?? metrics.forUnmatched(request.method)).observe(status, elapsed / 1000);
+      (recorder ?? metrics.forUnmatched(request.method)).observe(status, elapsed / 1000, request.method);
       const principal = request.principal;
       request.log.info(
         {

@@ -1,7 +1,8 @@
 /** What replaces a redacted value. */
 export const REDACTED = '[REDACTED]';
 
-// Field names whose values are secrets wherever they appear in a log line, at any depth.
+// Field names whose values are secrets wherever they appear in a log line, at any depth. The
+// value is redacted whole, whatever its type (string, number, object or array).
 const SECRET_KEYS = [
   'password',
   'current_password',
@@ -23,29 +24,55 @@ const SECRET_KEYS = [
   'x-api-key',
   'masterKey',
   'master_key',
+  'credentials',
+  'backup_codes',
 ];
-
-// Secret fields whose values are objects or arrays: redacted whole when they hold no nested
-// object (the shape they have in Bastion's own records).
-const SECRET_CONTAINERS = ['credentials', 'backup_codes'];
 
 const KEYS = SECRET_KEYS.map((key) => key.replace(/[-]/g, '\\-')).join('|');
 
+// JSON values as they appear in the serialized line: strings, and objects or arrays nested up
+// to NESTING levels (strings inside them may hold any bracket or quote).
+const NESTING = 4;
+const JSON_STRING = /"(?:[^"\\]|\\.)*"/.source;
+const JSON_OTHER = /[^{}[\]"]/.source;
+// The same values inside a JSON string (JSON logged as text): quotes appear as \" and an inner
+// escape as \\ followed by one more character or escape.
+const ESCAPED_CHARS = /(?:[^"\\]|\\\\(?:\\.|[^"\\])|\\[^"\\])*/.source;
+const ESCAPED_STRING = String.raw`\\"${ESCAPED_CHARS}\\"`;
+const ESCAPED_OTHER = /[^{}[\]"\\]|\\[^"\\]/.source;
+
+function containers(string: string, other: string, depth: number): string {
+  const item =
+    depth <= 1 ? `${string}|${other}` : `${string}|${containers(string, other, depth - 1)}|${other}`;
+  return String.raw`\{(?:${item})*\}|\[(?:${item})*\]`;
+}
+
+const JSON_VALUE = `${containers(JSON_STRING, JSON_OTHER, NESTING)}|${JSON_STRING}|${/[^,}\]\s]+/.source}`;
+// Last, a string cut short (a truncated message) is redacted to its end.
+const ESCAPED_VALUE = [
+  containers(ESCAPED_STRING, ESCAPED_OTHER, NESTING),
+  ESCAPED_STRING,
+  /[^,}\]\s"\\]+/.source,
+  String.raw`\\"${ESCAPED_CHARS}`,
+].join('|');
+
+// Names of query or form parameters that carry secrets, with any prefix (`new_password`,
+// `client_secret`, `x-api-key`).
+const PARAMS = /(?:[a-z0-9]+[_-])*(?:password|passwd|pwd|token|secret|api[_-]?key)/.source;
+
 // One pass over each serialized line. Alternatives, in the order the replacer reads them:
-//  0 `"credentials":{…}` or `"backup_codes":[…]`;
-//  1 `"secret_key":"…"` or `"secret_key":123` in the JSON line itself, at any depth;
-//  2 `\"secret_key\":\"…` in JSON that was logged inside a string;
+//  1 `"secret_key":<value>` in the JSON line itself, at any depth;
+//  2 `\"secret_key\":<value>` in JSON that was logged inside a string;
 //  3 bearer/basic credentials; 4 URL passwords; 5 query or form parameters;
 //  6 JWTs; 7 Bastion API keys.
 const VALUE_PATTERN = new RegExp(
   [
-    `("(?:${SECRET_CONTAINERS.join('|')})":)(?:\\{[^{}]*\\}|\\[[^\\[\\]]*\\])`,
-    `("(?:${KEYS})":)(?:"(?:[^"\\\\]|\\\\.)*"|[^,}\\]\\s]+)`,
-    `(\\\\"(?:${KEYS})\\\\":\\s*\\\\")(?:[^"\\\\]|\\\\[^"])*`,
+    String.raw`("(?:${KEYS})":\s*)(?:${JSON_VALUE})`,
+    String.raw`(\\"(?:${KEYS})\\":\s*)(?:${ESCAPED_VALUE})`,
     /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{4,}/.source,
-    /\b([a-z][a-z0-9+.-]*:\/\/[^:/\s"@\\]*:)[^@\s"/\\]+@/.source,
-    /([?&;\s](?:password|passwd|pwd|token|access_token|refresh_token|api_key|apikey|secret|client_secret)=)[^&\s"#\\]+/
-      .source,
+    // The password runs to the last @ of the authority (an unencoded @ may be part of it).
+    /\b([a-z][a-z0-9+.-]*:\/\/[^:/\s"@\\]*:)[^\s"/\\?#]+@/.source,
+    String.raw`(\b${PARAMS}=)[^&\s"#\\]+`,
     /\beyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*/.source,
     /\bbst_[A-Za-z0-9_-]{8,}/.source,
   ].join('|'),
@@ -54,9 +81,7 @@ const VALUE_PATTERN = new RegExp(
 
 // Every alternative of VALUE_PATTERN needs one of these words or marks to match.
 const SUSPECT = new RegExp(
-  [...SECRET_KEYS, ...SECRET_CONTAINERS, 'pwd=', 'bearer', 'basic', '://', 'eyJ', 'bst_']
-    .join('|')
-    .replace(/-/g, '\\-'),
+  [...SECRET_KEYS, 'pwd', 'api-key', 'bearer', 'basic', '://', 'eyJ', 'bst_'].join('|').replace(/-/g, '\\-'),
   'i',
 );
 
@@ -64,17 +89,13 @@ const SUSPECT = new RegExp(
 export function redactValues(line: string): string {
   // Most lines (access lines above all) hold nothing suspicious; one cheap test skips the rest.
   if (!SUSPECT.test(line)) return line;
-  return line.replace(
-    VALUE_PATTERN,
-    (match, containerKey, jsonKey, escapedKey, scheme, urlPrefix, paramPrefix) => {
-      if (containerKey) return `${containerKey}"${REDACTED}"`;
-      if (jsonKey) return `${jsonKey}"${REDACTED}"`;
-      if (escapedKey) return `${escapedKey}${REDACTED}`;
-      if (scheme) return `${scheme} ${REDACTED}`;
-      if (urlPrefix) return `${urlPrefix}${REDACTED}@`;
-      if (paramPrefix) return `${paramPrefix}${REDACTED}`;
-      if (match.startsWith('bst_')) return `bst_${REDACTED}`;
-      return REDACTED;
-    },
-  );
+  return line.replace(VALUE_PATTERN, (match, jsonKey, escapedKey, scheme, urlPrefix, paramPrefix) => {
+    if (jsonKey) return `${jsonKey}"${REDACTED}"`;
+    if (escapedKey) return `${escapedKey}\\"${REDACTED}\\"`;
+    if (scheme) return `${scheme} ${REDACTED}`;
+    if (urlPrefix) return `${urlPrefix}${REDACTED}@`;
+    if (paramPrefix) return `${paramPrefix}${REDACTED}`;
+    if (match.startsWith('bst_')) return `bst_${REDACTED}`;
+    return REDACTED;
+  });
 }

@@ -54,7 +54,8 @@ export function registerSystemMetrics(registry: Registry, options: SystemMetrics
     },
   });
   new Gauge({
-    name: 'host_cpu_logical_count',
+    // Not `_count`: promtool reserves that suffix for histograms and summaries.
+    name: 'host_cpu_logical_cpus',
     help: 'Number of logical CPUs.',
     registers: [registry],
     collect() {

@@ -17,7 +17,12 @@ import { registerMetricsRoute } from '../observability/metrics-route.ts';
 import { observability } from '../observability/plugin.ts';
 import { requestIdFrom } from '../observability/request-id.ts';
 import { migrationStatus } from '../storage/migrator.ts';
-import { errorBody, installErrorHandling } from './error-handler.ts';
+import {
+  clientErrorHandler,
+  errorBody,
+  frameworkErrorHandler,
+  installErrorHandling,
+} from './error-handler.ts';
 import { routeAuth } from './route-auth.ts';
 import { createServices, type Services } from './services.ts';
 
@@ -73,8 +78,12 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
     trustProxy: trusted.length > 0 ? trusted : false,
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
-    return503OnClosing: true,
+    // Requests that arrive while draining are answered by the hook below instead, so that they
+    // carry X-Request-ID and the error shape like every other response.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
   });
   app.decorate('bastion', services);
   app.addHook('onClose', async () => services.close());
@@ -83,6 +92,17 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
     installErrorHandling(app);
     await app.register(routeAuth, { authenticate: options.authenticate });
     await app.register(observability, { metrics: services.httpMetrics });
+    // During a graceful shutdown, in-flight requests finish but new ones (on a kept-alive or
+    // pipelined connection; new connections are refused) get a 503 and Connection: close.
+    let closing = false;
+    app.addHook('preClose', (done) => {
+      closing = true;
+      done();
+    });
+    app.addHook('onRequest', (request, reply, done) => {
+      if (!closing) return done();
+      reply.header('connection', 'close').code(503).send(errorBody(HttpErrors.unavailable, request.id));
+    });
     if (config.loadShedding.enabled) {
       const retryAfter = String(config.loadShedding.retryAfterSeconds);
       await app.register(underPressure, {
@@ -116,7 +136,7 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
 
 /** A separate, minimal listener that serves only `/metrics` (`BASTION_METRICS_LISTEN`). */
 export async function createMetricsApp(services: Services): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false });
+  const app = Fastify({ logger: false, frameworkErrors: frameworkErrorHandler, clientErrorHandler });
   installErrorHandling(app);
   await app.register(routeAuth, {});
   registerMetricsRoute(app, services.registry, services.config.metrics.token);
@@ -125,7 +145,7 @@ export async function createMetricsApp(services: Services): Promise<FastifyInsta
 }
 
 async function detailedFacts(services: Services): Promise<Record<string, unknown>> {
-  const migrations = await migrationStatus(services.database.db).catch(() => null);
+  const migrations = await migrationStatus(services.database).catch(() => null);
   return {
     releaseId: BUILD_INFO.version,
     installation_id: services.installationId,

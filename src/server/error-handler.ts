@@ -1,4 +1,7 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BastionError, type ErrorDefinition, HttpErrors } from '../core/errors.ts';
 
 /** The JSON body of every error response. */
@@ -79,6 +82,61 @@ export function installErrorHandling(app: FastifyInstance): void {
         errorBody(HttpErrors.notFound, request.id, `No route for ${request.method} ${routePath(request)}`),
       ),
   );
+}
+
+/**
+ * Fastify's router answers a malformed URL (`/%`), an over-long path parameter or a failing
+ * constraint before any hook runs; without this handler that reply is Fastify's own JSON,
+ * echoing the path, with no `X-Request-ID`. Pass it as the `frameworkErrors` server option.
+ */
+export function frameworkErrorHandler(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const definition = (error.statusCode ?? 500) < 500 ? HttpErrors.badRequest : HttpErrors.internal;
+  // No onResponse hook runs for these requests, so the access line is written here.
+  request.log.info(
+    {
+      method: request.method,
+      route: null,
+      status: definition.status,
+      client_ip: request.ip,
+      code: error.code,
+    },
+    'request completed',
+  );
+  reply.code(definition.status).header('x-request-id', request.id).send(errorBody(definition, request.id));
+}
+
+// Node's HTTP parser errors, by code.
+const CLIENT_ERRORS: Record<string, ErrorDefinition> = {
+  HPE_HEADER_OVERFLOW: HttpErrors.headersTooLarge,
+  ERR_HTTP_REQUEST_TIMEOUT: HttpErrors.requestTimeout,
+};
+
+/**
+ * Node's HTTP parser refuses a malformed request (a bare CR in a header, a broken request
+ * line, oversized headers, a request that never finishes arriving) before Fastify sees it;
+ * Fastify's default answer has neither Bastion's error shape nor an `X-Request-ID`. Pass it
+ * as the `clientErrorHandler` server option (Fastify binds `this` to the instance).
+ */
+export function clientErrorHandler(this: FastifyInstance, error: ConnectionError, socket: Socket): void {
+  // A reset socket is already gone: there is no one to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  if (socket.writable) {
+    const definition = CLIENT_ERRORS[error.code] ?? HttpErrors.badRequest;
+    const id = randomUUID();
+    const body = JSON.stringify(errorBody(definition, id));
+    this.log.debug({ request_id: id, code: error.code, status: definition.status }, 'client error');
+    socket.write(
+      `HTTP/1.1 ${definition.status} ${STATUS_CODES[definition.status]}\r\n` +
+        'Content-Type: application/json; charset=utf-8\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        `X-Request-ID: ${id}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
 
 function routePath(request: FastifyRequest): string {

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { ConfigError } from '../config/errors.ts';
 import { resolveMasterKey } from '../config/master-key.ts';
 import { productionProblems } from '../config/production-guards.ts';
@@ -18,6 +18,7 @@ import {
   sharedStateCheck,
 } from '../observability/health-checks.ts';
 import { HttpMetrics } from '../observability/http-metrics.ts';
+import { registerRuntimeMetrics } from '../observability/runtime-metrics.ts';
 import { registerSystemMetrics } from '../observability/system-metrics.ts';
 import { type Database, openDatabase } from '../storage/database.ts';
 import { ensureInstallationId } from '../storage/instance-settings.ts';
@@ -68,7 +69,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const masterKey = await resolveMasterKey(config, (message) => logger.warn(message));
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  registerRuntimeMetrics(registry);
   registerSystemMetrics(registry, { diskPath: config.dataDir });
   new Gauge({
     name: 'bastion_build_info',
@@ -134,7 +135,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
 async function applyMigrations(database: Database, config: BastionConfig, logger: Logger, migrate: boolean) {
   let pending: string[];
   try {
-    pending = await pendingMigrations(database.db);
+    pending = await pendingMigrations(database);
   } catch (error) {
     throw new StartupError(`Cannot reach the database: ${(error as Error).message}`, 1);
   }
@@ -145,6 +146,6 @@ async function applyMigrations(database: Database, config: BastionConfig, logger
         'Run `bastion migrate up`, or start with `bastion serve --migrate`.',
     );
   }
-  const applied = await migrateUp(database.db);
+  const applied = await migrateUp(database);
   logger.info({ migrations: applied }, `applied ${applied.length} migration(s)`);
 }

@@ -1,6 +1,6 @@
-import { type Kysely, type MigrationResultSet, Migrator } from 'kysely';
+import { type Kysely, type MigrationResultSet, Migrator, sql } from 'kysely';
+import type { Database } from './database.ts';
 import { MIGRATIONS } from './migration-list.ts';
-import type { DatabaseSchema } from './schema.ts';
 
 /** One migration and whether it has run. */
 export interface MigrationState {
@@ -8,25 +8,53 @@ export interface MigrationState {
   executedAt: Date | null;
 }
 
-function migrator(db: Kysely<DatabaseSchema>): Migrator {
-  // The migrator reads and writes its own bookkeeping tables, which the schema type does not list.
-  return new Migrator({ db: db as Kysely<unknown>, provider: { getMigrations: async () => MIGRATIONS } });
+const schemas = new WeakMap<Database, Promise<string | undefined>>();
+
+/**
+ * On PostgreSQL the bookkeeping tables are pinned to the schema the connection writes to:
+ * otherwise Kysely takes a `kysely_migration` table in any other schema of the database (another
+ * application's, say) for this one's.
+ */
+function migrationSchema(database: Database): Promise<string | undefined> {
+  let schema = schemas.get(database);
+  if (!schema) {
+    schema =
+      database.kind === 'postgres'
+        ? sql<{ schema: string }>`select current_schema() as schema`
+            .execute(database.db)
+            .then((result) => result.rows[0]?.schema)
+        : Promise.resolve(undefined);
+    schemas.set(database, schema);
+  }
+  return schema;
+}
+
+async function migrator(database: Database): Promise<Migrator> {
+  const migrationTableSchema = await migrationSchema(database);
+  return new Migrator({
+    // The migrator reads and writes its own bookkeeping tables, which the schema type does not list.
+    db: database.db as Kysely<unknown>,
+    provider: { getMigrations: async () => MIGRATIONS },
+    ...(migrationTableSchema ? { migrationTableSchema } : {}),
+  });
 }
 
 /** Every known migration with when it ran (null: pending). */
-export async function migrationStatus(db: Kysely<DatabaseSchema>): Promise<MigrationState[]> {
-  const migrations = await migrator(db).getMigrations();
+export async function migrationStatus(database: Database): Promise<MigrationState[]> {
+  const migrations = await (await migrator(database)).getMigrations();
   return migrations.map((migration) => ({ name: migration.name, executedAt: migration.executedAt ?? null }));
 }
 
 /** Names of the migrations that have not run. */
-export async function pendingMigrations(db: Kysely<DatabaseSchema>): Promise<string[]> {
-  return (await migrationStatus(db)).filter((state) => state.executedAt === null).map((state) => state.name);
+export async function pendingMigrations(database: Database): Promise<string[]> {
+  return (await migrationStatus(database))
+    .filter((state) => state.executedAt === null)
+    .map((state) => state.name);
 }
 
 /** Applies every pending migration in order; throws with the failing migration's name. */
-export async function migrateUp(db: Kysely<DatabaseSchema>): Promise<string[]> {
-  const result: MigrationResultSet = await migrator(db).migrateToLatest();
+export async function migrateUp(database: Database): Promise<string[]> {
+  const result: MigrationResultSet = await (await migrator(database)).migrateToLatest();
   const failed = result.results?.find((item) => item.status === 'Error');
   if (result.error) {
     const reason = result.error instanceof Error ? result.error.message : String(result.error);

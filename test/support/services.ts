@@ -6,6 +6,8 @@ import pg from 'pg';
 export const DATABASE_URL_TEST = process.env.DATABASE_URL_TEST ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** Redis used by tests (DESIGN.md: `REDIS_URL_TEST`). */
 export const REDIS_URL_TEST = process.env.REDIS_URL_TEST ?? 'redis://127.0.0.1:6379';
+/** Prefix of every PostgreSQL schema a test creates; the global teardown drops them all. */
+export const TEST_SCHEMA_PREFIX = 'bastion_test';
 /** Chromium used by console tests. */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 

@@ -17,7 +17,7 @@ export function registerMigrate(program: Command, print: (line: string) => void)
       const config = await loadConfig({ file: migrate.opts().config });
       const database = openDatabase({ url: config.database.url });
       try {
-        const states = await migrationStatus(database.db);
+        const states = await migrationStatus(database);
         for (const state of states) {
           print(
             `${state.executedAt ? 'applied' : 'pending'}  ${state.name}${state.executedAt ? `  ${state.executedAt.toISOString()}` : ''}`,
@@ -42,7 +42,7 @@ export function registerMigrate(program: Command, print: (line: string) => void)
       const config = await loadConfig({ file: migrate.opts().config });
       const database = openDatabase({ url: config.database.url });
       try {
-        const applied = await migrateUp(database.db);
+        const applied = await migrateUp(database);
         for (const name of applied) print(`applied  ${name}`);
         print(
           applied.length === 0
