@@ -162,7 +162,27 @@ describe('bastion CLI', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+    expect(stdout).toContain('"reason":"SIGTERM"');
     expect(stdout).toContain('shutdown complete');
+  });
+
+  it('serve also stops cleanly on SIGINT (Ctrl-C)', async () => {
+    const child = start(['serve', '--port', '0'], {
+      ...env,
+      DATABASE_URL: `sqlite:${path.join(dataDir, 'int.db')}`,
+    });
+    let stdout = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (stdout.includes('"msg":"listening"')) resolve();
+      });
+      child.on('exit', (code) => reject(new Error(`serve exited early with ${code}: ${stdout}`)));
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(stdout).toContain('"reason":"SIGINT"');
   });
 
   it('serve lists every configuration problem and exits 78', async () => {

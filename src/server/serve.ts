@@ -66,6 +66,14 @@ export async function listen(
         );
       });
     }
+    // A bug that escaped every handler leaves the process in an unknown state: record it, drain
+    // what can be drained, and exit non-zero so the supervisor restarts a clean instance.
+    const crash = (kind: string) => (error: unknown) => {
+      logger.fatal({ err: error, event: kind }, 'unexpected error; shutting down');
+      shutdown(kind).finally(() => exit(1));
+    };
+    process.once('uncaughtException', crash('uncaughtException'));
+    process.once('unhandledRejection', crash('unhandledRejection'));
   }
   return { app, addresses, shutdown };
 }
