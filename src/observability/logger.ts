@@ -3,8 +3,8 @@ import pretty from 'pino-pretty';
 import type { BastionConfig } from '../config/schema.ts';
 import { redactValues } from './redaction.ts';
 
-/** Where log lines go: a stream (tests) or a file path ('/dev/null' for benchmarks); default stdout. */
-export type LogDestination = DestinationStream | string;
+/** Where log lines go: a stream (tests), a file path ('/dev/null' for benchmarks) or a file descriptor; default stdout. */
+export type LogDestination = DestinationStream | string | number;
 
 /** Whether lines are printed for people (pretty) or machines (JSON). */
 export function logFormat(config: BastionConfig): 'json' | 'pretty' {
@@ -18,7 +18,7 @@ export function logFormat(config: BastionConfig): 'json' | 'pretty' {
  */
 export function createLogger(config: BastionConfig, destination?: LogDestination): Logger {
   const target =
-    destination === undefined || typeof destination === 'string'
+    destination === undefined || typeof destination === 'string' || typeof destination === 'number'
       ? bufferedFile(destination ?? 1)
       : destination;
   const options: pino.LoggerOptions = {

@@ -6,6 +6,8 @@ import { resolveMasterKey } from '../config/master-key.ts';
 import { productionProblems } from '../config/production-guards.ts';
 import type { BastionConfig } from '../config/schema.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
+import { FieldCipher } from '../data-protection/field-cipher.ts';
+import { Keyring } from '../data-protection/keyring.ts';
 import { BUILD_INFO } from '../observability/build-info.ts';
 import { DatabaseMetrics } from '../observability/database-metrics.ts';
 import { HealthService } from '../observability/health.ts';
@@ -40,6 +42,10 @@ export interface Services {
   readonly installationId: string;
   /** The 32-byte root key every other key is derived from. */
   readonly masterKey: Buffer;
+  /** Data keys (wrapped by the master key). */
+  readonly keyring: Keyring;
+  /** Field encryption with the keyring's active key. */
+  readonly cipher: FieldCipher;
   readonly startedAt: number;
   /** Closes the database and shared state (idempotent). */
   close(): Promise<void>;
@@ -90,17 +96,20 @@ export async function createServices(options: ServicesOptions): Promise<Services
   databaseMetrics.attach(registry, database);
   const state = createSharedState({ redisUrl: config.redis.url, keyPrefix: config.redis.keyPrefix, clock });
   const eventLoop = new EventLoopDelayCheck(config.health);
+  let keyring: Keyring | null = null;
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
     eventLoop.stop();
+    await keyring?.close().catch(() => {});
     await Promise.allSettled([database.close(), state.close()]);
   };
 
   try {
     await applyMigrations(database, config, logger, options.migrate ?? false);
     const installationId = await ensureInstallationId(database.db, clock);
+    keyring = await Keyring.open({ db: database.db, masterKey, clock, state });
     const health = new HealthService({
       timeoutMs: config.health.checkTimeoutMs,
       cacheMs: config.health.cacheMs,
@@ -123,6 +132,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
       health,
       installationId,
       masterKey,
+      keyring,
+      cipher: new FieldCipher(keyring),
       startedAt: clock.now(),
       close,
     };

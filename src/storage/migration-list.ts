@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import { instanceSettings } from './migrations/0001-instance-settings.ts';
+import { dataProtection } from './migrations/0002-data-protection.ts';
 
 /**
  * Every migration, in order. Names sort lexically and never change once released; the same
@@ -7,4 +8,5 @@ import { instanceSettings } from './migrations/0001-instance-settings.ts';
  */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-instance-settings': instanceSettings,
+  '0002-data-protection': dataProtection,
 };
