@@ -14,13 +14,19 @@ export function seal(key: Buffer, plaintext: Buffer, aad: Buffer): string {
   return `${nonce.toString('base64url')}.${body.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}`;
 }
 
+// Base64 leaves spare bits in its last character; a text that decodes to the same bytes but is
+// not the canonical spelling is refused, so that no altered ciphertext is ever accepted.
+function canonicalBase64url(text: string): Buffer | null {
+  const bytes = Buffer.from(text, 'base64url');
+  return bytes.toString('base64url') === text ? bytes : null;
+}
+
 /** Opens a box made by `seal`; null when it was altered, or the key or AAD differ. */
 export function open(key: Buffer, box: string, aad: Buffer): Buffer | null {
   const parts = box.split('.');
   if (parts.length !== 3) return null;
-  const nonce = Buffer.from(parts[0]!, 'base64url');
-  const body = Buffer.from(parts[1]!, 'base64url');
-  const tag = Buffer.from(parts[2]!, 'base64url');
+  const [nonce, body, tag] = parts.map(canonicalBase64url);
+  if (!nonce || !body || !tag) return null;
   if (nonce.length !== NONCE_BYTES || tag.length !== TAG_BYTES) return null;
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
