@@ -148,3 +148,47 @@ describe('loadConfig', () => {
     expect(String((error as Error).message)).not.toContain(secret);
   });
 });
+
+describe('loadConfig against hostile or mistaken input', () => {
+  it('refuses prototype keys in a config file and pollutes nothing', async () => {
+    const json = await file(
+      'proto.json',
+      '{"__proto__": {"auth": "public", "polluted": true}, "server": {"constructor": {"prototype": {"x": 1}}}}',
+    );
+    const problems = await problemsOf(loadConfig({ env: {}, file: json }));
+    expect(problems).toEqual([
+      expect.stringMatching(/^__proto__ \(file .*\): is not allowed in a config file$/),
+      expect.stringMatching(/^server\.constructor \(file .*\): is not allowed in a config file$/),
+    ]);
+    const probe: Record<string, unknown> = {};
+    expect(probe.auth).toBeUndefined();
+    expect(probe.polluted).toBeUndefined();
+    const yaml = await file('proto.yaml', '__proto__:\n  polluted: yes\n');
+    await problemsOf(loadConfig({ env: {}, file: yaml }));
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('checks every trusted proxy entry', async () => {
+    const problems = await problemsOf(
+      loadConfig({
+        env: { TRUSTED_PROXIES: '10.0.0.0/8,foo,10.0.0.0/33,::1/129,loopback,192.168.1.1' },
+        file: null,
+      }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^server\.trustedProxies \(env TRUSTED_PROXIES\): "foo" is not an IP address/),
+      'server.trustedProxies (env TRUSTED_PROXIES): "10.0.0.0/33" has a prefix length outside 0-32',
+      'server.trustedProxies (env TRUSTED_PROXIES): "::1/129" has a prefix length outside 0-128',
+    ]);
+  });
+
+  it('does not echo the file around a YAML syntax error', async () => {
+    const yaml = await file(
+      'bad.yaml',
+      'server:\n  port: [1\nsecurity:\n  masterKey: hunter2-secret-value\n',
+    );
+    const [problem] = await problemsOf(loadConfig({ env: {}, file: yaml }));
+    expect(problem).toMatch(/cannot parse/);
+    expect(problem).not.toContain('hunter2');
+  });
+});

@@ -5,6 +5,7 @@ import Value from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { CONFIG_FILE_VARIABLE, ENV_VARIABLES, type EnvVariable } from './env.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
+import { proxyRangeProblem } from './proxy-ranges.ts';
 import { type BastionConfig, ConfigSchema } from './schema.ts';
 
 type Tree = Record<string, unknown>;
@@ -62,6 +63,18 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Basti
     byPath.set(error.instancePath, [...(byPath.get(error.instancePath) ?? []), error]);
   }
   for (const errors of byPath.values()) problems.push(...describeSchemaErrors(errors, sources));
+  const proxies = (withDefaults as { server?: { trustedProxies?: unknown } }).server?.trustedProxies;
+  if (Array.isArray(proxies)) {
+    for (const entry of proxies) {
+      const problem = typeof entry === 'string' ? proxyRangeProblem(entry) : null;
+      if (problem)
+        problems.push({
+          key: 'server.trustedProxies',
+          source: sourceOf('server.trustedProxies', sources),
+          message: problem,
+        });
+    }
+  }
   if (problems.length > 0) throw new ConfigError(dedupe(problems));
   return withDefaults as BastionConfig;
 }
@@ -85,7 +98,8 @@ async function readConfigFile(file: string, problems: ConfigProblem[]): Promise<
     problems.push({
       key: CONFIG_FILE_VARIABLE,
       source: `file ${file}`,
-      message: `cannot parse: ${errorText(error)}`,
+      // First line only: the parser's excerpt of the file could show a secret written next to the error.
+      message: `cannot parse: ${errorText(error).split('\n')[0]}`,
     });
     return {};
   }
@@ -98,7 +112,30 @@ async function readConfigFile(file: string, problems: ConfigProblem[]): Promise<
     });
     return {};
   }
-  return parsed as Tree;
+  return withoutForbiddenKeys(parsed as Tree, '', `file ${file}`, problems);
+}
+
+// Keys that would reach an object's prototype when merged: a config file must never be able to
+// change the behaviour of every object in the process (e.g. give every route `auth: 'public'`).
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function withoutForbiddenKeys(tree: Tree, prefix: string, source: string, problems: ConfigProblem[]): Tree {
+  const clean: Tree = {};
+  for (const [key, value] of Object.entries(tree)) {
+    const keyPath = prefix ? `${prefix}.${key}` : key;
+    if (FORBIDDEN_KEYS.has(key)) {
+      problems.push({ key: keyPath, source, message: 'is not allowed in a config file' });
+      continue;
+    }
+    clean[key] = cleanValue(value, keyPath, source, problems);
+  }
+  return clean;
+}
+
+function cleanValue(value: unknown, keyPath: string, source: string, problems: ConfigProblem[]): unknown {
+  if (Array.isArray(value))
+    return value.map((item, index) => cleanValue(item, `${keyPath}.${index}`, source, problems));
+  return isPlainObject(value) ? withoutForbiddenKeys(value, keyPath, source, problems) : value;
 }
 
 function parseEnv(variable: EnvVariable, raw: string, problems: ConfigProblem[]): unknown {

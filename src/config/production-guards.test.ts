@@ -88,3 +88,17 @@ describe('production guards', () => {
     ]);
   });
 });
+
+describe('production guards on proxies', () => {
+  it('refuse a trusted-proxy range that covers every address', async () => {
+    const found = await problems({
+      BASTION_MASTER_KEY: goodKey,
+      BASTION_METRICS_TOKEN: goodToken,
+      TRUSTED_PROXIES: '10.0.0.0/8,0.0.0.0/0,::/0',
+    });
+    expect(found).toEqual([
+      'server.trustedProxies: "0.0.0.0/0" trusts every address: any client could spoof its IP',
+      'server.trustedProxies: "::/0" trusts every address: any client could spoof its IP',
+    ]);
+  });
+});

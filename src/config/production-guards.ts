@@ -1,5 +1,6 @@
 import type { ConfigProblem } from './errors.ts';
 import { decodeMasterKey } from './master-key.ts';
+import { trustsEveryone } from './proxy-ranges.ts';
 import type { BastionConfig } from './schema.ts';
 
 /** Shortest accepted machine secret (tokens, signing secrets) in production. */
@@ -85,6 +86,14 @@ export function productionProblems(config: BastionConfig): ConfigProblem[] {
     } else if (isDefaultSecret(adminPassword)) {
       add('admin.password', 'BASTION_ADMIN_PASSWORD', 'is a default or placeholder value');
     }
+  }
+
+  for (const entry of config.server.trustedProxies.filter(trustsEveryone)) {
+    add(
+      'server.trustedProxies',
+      'TRUSTED_PROXIES',
+      `"${entry}" trusts every address: any client could spoof its IP`,
+    );
   }
 
   if (config.security.corsOrigins.some((origin) => origin.trim() === '*')) {
