@@ -299,3 +299,42 @@ describe('authentication and authorization per request', () => {
     });
   });
 });
+
+describe('route auth comes before the body', () => {
+  it('answers 401 to an anonymous caller before parsing, validating or limiting the body', async () => {
+    const t = await startTestApp({
+      env: { BASTION_BODY_LIMIT: '64' },
+      routes: (app) => {
+        app.post(
+          '/items',
+          {
+            config: { auth: 'items:write' },
+            schema: {
+              body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
+            },
+          },
+          async () => ({ ok: true }),
+        );
+      },
+    });
+    try {
+      const cases = [
+        { payload: '{}', headers: { 'content-type': 'application/json' } },
+        { payload: '{"name": 1', headers: { 'content-type': 'application/json' } },
+        {
+          payload: JSON.stringify({ name: 'x'.repeat(500) }),
+          headers: { 'content-type': 'application/json' },
+        },
+        { payload: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      ];
+      for (const item of cases) {
+        const response = await t.app.inject({ method: 'POST', url: '/items', ...item });
+        expect(response.statusCode).toBe(401);
+        expect(response.json()).toMatchObject({ error: 'unauthorized' });
+        expect(response.body).not.toContain('name');
+      }
+    } finally {
+      await t.close();
+    }
+  });
+});

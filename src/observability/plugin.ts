@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { HttpMetrics } from './http-metrics.ts';
@@ -22,40 +23,63 @@ export const observability = fp<ObservabilityOptions>(
       };
     });
 
+    app.decorateRequest('bastionFinished', false);
+    app.decorateRequest('bastionStartedAt', 0);
+
     app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      request.bastionStartedAt = performance.now();
       reply.header('x-request-id', request.id);
       metrics.active.inc();
       done();
     });
 
-    app.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    // Exactly once per request: when the response is sent, or when the client goes away first
+    // (then with status 499, as nginx logs it), so the in-flight gauge never drifts.
+    const finish = (request: FastifyRequest, status: number, elapsed: number, aborted: boolean) => {
+      if (request.bastionFinished) return;
+      request.bastionFinished = true;
       metrics.active.dec();
-      const elapsed = reply.elapsedTime;
-      const status = reply.statusCode;
-      const recorder = request.routeOptions.config.bastionRecorder;
+      const route = request.routeOptions;
+      const recorder = route.config.bastionRecorder;
       (recorder ?? metrics.forUnmatched(request.method)).observe(status, elapsed / 1000, request.method);
       const principal = request.principal;
       request.log.info(
         {
           method: request.method,
-          route: request.routeOptions.url ?? null,
+          route: route.url ?? null,
           ...(recorder ? {} : { path: pathOf(request.url) }),
           status,
+          ...(aborted ? { aborted: true } : {}),
           duration_ms: Math.round(elapsed * 100) / 100,
           client_ip: request.ip,
           user_id: principal?.kind === 'user' ? principal.id : null,
           api_key_id: principal?.kind === 'api_key' ? principal.id : undefined,
           org_id: principal?.orgId ?? null,
         },
-        'request completed',
+        aborted ? 'request aborted by client' : 'request completed',
       );
+    };
+
+    app.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      finish(request, reply.statusCode, reply.elapsedTime, false);
+      done();
+    });
+
+    app.addHook('onRequestAbort', (request: FastifyRequest, done: () => void) => {
+      finish(request, CLIENT_CLOSED_REQUEST, performance.now() - request.bastionStartedAt, true);
       done();
     });
   },
   { name: 'bastion-observability', fastify: '5.x' },
 );
 
+/** Status logged for a request whose client closed the connection before the answer. */
+const CLIENT_CLOSED_REQUEST = 499;
+/** Longest path written to the access log (paths of unmatched routes are attacker-chosen). */
+const MAX_LOGGED_PATH = 256;
+
 function pathOf(url: string): string {
   const end = url.indexOf('?');
-  return end === -1 ? url : url.slice(0, end);
+  const path = end === -1 ? url : url.slice(0, end);
+  return path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}…` : path;
 }

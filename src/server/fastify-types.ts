@@ -13,5 +13,9 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated caller, or null. */
     principal: Principal | null;
+    /** Internal: the access line and metric observation were written. */
+    bastionFinished: boolean;
+    /** Internal: performance.now() when the request arrived. */
+    bastionStartedAt: number;
   }
 }
