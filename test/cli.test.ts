@@ -1,15 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIGRATIONS } from '../src/storage/migration-list.ts';
 import { createPostgresSchema } from './support/app.ts';
 import { DATABASE_URL_TEST, postgresAvailable } from './support/services.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const cli = path.join(root, 'src/cli/main.ts');
 const pgUp = await postgresAvailable();
+const MIGRATION_NAMES = Object.keys(MIGRATIONS);
 
 interface Result {
   code: number | null;
@@ -106,11 +109,14 @@ describe('bastion CLI', () => {
   it('migrate status and up on SQLite', async () => {
     const dbEnv = { ...env, DATABASE_URL: `sqlite:${path.join(dataDir, 'migrate.db')}` };
     const before = await run(['migrate', 'status'], dbEnv);
-    expect(before.stdout).toMatch(/pending\s+0001-instance-settings/);
+    for (const name of MIGRATION_NAMES) expect(before.stdout).toMatch(new RegExp(`pending\\s+${name}`));
+    expect(before.stdout).toContain('yet');
     expect(before.code).toBe(1);
+    expect(existsSync(path.join(dataDir, 'migrate.db'))).toBe(false);
     const up = await run(['migrate', 'up'], dbEnv);
-    expect(up.stdout).toMatch(/applied\s+0001-instance-settings/);
+    for (const name of MIGRATION_NAMES) expect(up.stdout).toMatch(new RegExp(`applied\\s+${name}`));
     expect(up.code).toBe(0);
+    expect(statSync(path.join(dataDir, 'migrate.db')).mode & 0o777).toBe(0o600);
     const after = await run(['migrate', 'status'], dbEnv);
     expect(after.stdout).toContain('Database is up to date.');
     expect(after.code).toBe(0);
@@ -125,7 +131,7 @@ describe('bastion CLI', () => {
         const url = `${DATABASE_URL_TEST}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
         const up = await run(['migrate', 'up'], { ...env, DATABASE_URL: url });
         expect(up.stderr).toBe('');
-        expect(up.stdout).toMatch(/applied\s+0001-instance-settings/);
+        for (const name of MIGRATION_NAMES) expect(up.stdout).toMatch(new RegExp(`applied\\s+${name}`));
         const status = await run(['migrate', 'status'], { ...env, DATABASE_URL: url });
         expect(status.stdout).toContain('Database is up to date.');
       } finally {
@@ -144,7 +150,7 @@ describe('bastion CLI', () => {
     };
     const refused = await run(['serve', '--port', '0'], prodEnv);
     expect(refused.code).toBe(78);
-    expect(refused.stderr).toMatch(/pending migration\(s\) \(0001-instance-settings\)/);
+    expect(refused.stderr).toContain(`pending migration(s) (${MIGRATION_NAMES.join(', ')})`);
 
     const child = start(['serve', '--port', '0', '--migrate'], prodEnv);
     let stdout = '';

@@ -144,5 +144,6 @@ function routePath(request: FastifyRequest): string {
   const end = url.indexOf('?');
   const path = end === -1 ? url : url.slice(0, end);
   // Echo a bounded, printable path only.
-  return path.length > 200 ? `${path.slice(0, 200)}…` : path.replace(/[^\x20-\x7e]/g, '?');
+  const printable = path.slice(0, 200).replace(/[^\x20-\x7e]/g, '?');
+  return path.length > 200 ? `${printable}…` : printable;
 }

@@ -1,6 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { createMetricsApp } from './create-app.ts';
 
+/** Time allowed, past the shutdown timeout, for closing storage before the process gives up. */
+const SHUTDOWN_GRACE_MS = 5000;
+
 /** A listening server and how to stop it. */
 export interface RunningServer {
   app: FastifyInstance;
@@ -57,6 +60,11 @@ export async function listen(
     const exit = options.exit ?? ((code: number) => process.exit(code));
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
+        // If closing itself hangs (a stuck query, an unanswered QUIT), the process still ends.
+        setTimeout(() => {
+          logger.error({ grace_ms: SHUTDOWN_GRACE_MS }, 'shutdown did not finish in time; exiting');
+          exit(1);
+        }, config.server.shutdownTimeoutMs + SHUTDOWN_GRACE_MS).unref();
         shutdown(signal).then(
           () => exit(0),
           (error: unknown) => {

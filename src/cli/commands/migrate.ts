@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load-config.ts';
 import { openDatabase } from '../../storage/database.ts';
+import { MIGRATIONS } from '../../storage/migration-list.ts';
 import { migrateUp, migrationStatus } from '../../storage/migrator.ts';
 
 /** `bastion migrate status|up`. */
@@ -15,6 +17,16 @@ export function registerMigrate(program: Command, print: (line: string) => void)
     .description('List migrations and whether each has run; exit 1 when any is pending')
     .action(async () => {
       const config = await loadConfig({ file: migrate.opts().config });
+      const sqliteFile = config.database.url.startsWith('sqlite:')
+        ? config.database.url.slice('sqlite:'.length)
+        : null;
+      // Looking must not create: a status check of a database that does not exist yet says so.
+      if (sqliteFile && sqliteFile !== ':memory:' && !existsSync(sqliteFile)) {
+        for (const name of Object.keys(MIGRATIONS)) print(`pending  ${name}`);
+        print(`No database at ${sqliteFile} yet; \`bastion migrate up\` (or \`bastion serve\`) creates it.`);
+        process.exitCode = 1;
+        return;
+      }
       const database = openDatabase({ url: config.database.url });
       try {
         const states = await migrationStatus(database);
