@@ -19,6 +19,7 @@ import {
   failStartup,
   JWT_AUDIENCE,
   JWT_ISSUER,
+  PEER_LOG_DESTINATION,
   portOf,
   ROUTE_PATH,
   readJwtSecret,
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
 
   const app = express();
   // pino-http logs one line per request when the response finishes, like stage (c).
-  app.use(pinoHttp({ logger: pino({ level: 'info' }, pino.destination('/dev/null')) }));
+  app.use(pinoHttp({ logger: pino({ level: 'info' }, pino.destination(PEER_LOG_DESTINATION)) }));
   app.use((req, res, next) => {
     const start = process.hrtime.bigint();
     res.on('finish', () => {

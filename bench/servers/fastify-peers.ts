@@ -19,6 +19,7 @@ import {
   failStartup,
   JWT_AUDIENCE,
   JWT_ISSUER,
+  PEER_LOG_DESTINATION,
   portOf,
   ROUTE_PATH,
   readJwtSecret,
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
   });
 
   const app = Fastify({
-    logger: { level: 'info', stream: pino.destination('/dev/null') },
+    logger: { level: 'info', stream: pino.destination(PEER_LOG_DESTINATION) },
     // Fastify logs two lines per request by default; pino-http (stage d) logs one. The line is
     // written in onResponse below so both peer stages pay for exactly one serialised line.
     logController: new LogController({ disableRequestLogging: true }),
