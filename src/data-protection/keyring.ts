@@ -37,6 +37,8 @@ interface Loaded extends DataKeyInfo {
 /** Pub/sub channel on which instances tell each other to reload the keyring. */
 export const KEYRING_CHANNEL = 'keyring:changed';
 const WRAP_VERSION = 'v1';
+/** How often a failed rotation-notice subscription is retried. */
+const SUBSCRIBE_RETRY_MS = 5000;
 
 function newKeyId(): string {
   return `dk${randomBytes(8).toString('hex')}`;
@@ -77,6 +79,8 @@ export class Keyring {
   #active = new Map<KeyPurpose, Loaded>();
   #unsubscribe: (() => Promise<void>) | null = null;
   #reloading: Promise<void> | null = null;
+  #retry: NodeJS.Timeout | undefined;
+  #closed = false;
 
   private constructor(
     db: Kysely<DatabaseSchema>,
@@ -102,13 +106,7 @@ export class Keyring {
     for (const purpose of KEY_PURPOSES) {
       if (!keyring.#active.has(purpose)) await keyring.#createActive(purpose);
     }
-    if (keyring.#state) {
-      keyring.#unsubscribe = await keyring.#state.subscribe(KEYRING_CHANNEL, () => {
-        keyring.reload().catch(() => {
-          // The next lookup of an unknown id retries; a failed background reload changes nothing.
-        });
-      });
-    }
+    keyring.#listen();
     return keyring;
   }
 
@@ -198,8 +196,34 @@ export class Keyring {
 
   /** Stops listening for changes. */
   async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
     await this.#unsubscribe?.();
     this.#unsubscribe = null;
+  }
+
+  /**
+   * Subscribes to rotation notices without holding up start-up: while shared state is down the
+   * keyring still works (unknown key ids trigger a reload), and the subscription is retried.
+   */
+  #listen(): void {
+    if (!this.#state || this.#closed) return;
+    this.#state
+      .subscribe(KEYRING_CHANNEL, () => {
+        this.reload().catch(() => {
+          // The next lookup of an unknown id retries; a failed background reload changes nothing.
+        });
+      })
+      .then(
+        async (unsubscribe) => {
+          if (this.#closed) await unsubscribe();
+          else this.#unsubscribe = unsubscribe;
+        },
+        () => {
+          this.#retry = setTimeout(() => this.#listen(), SUBSCRIBE_RETRY_MS);
+          this.#retry.unref();
+        },
+      );
   }
 
   async #announce(): Promise<void> {
