@@ -3,7 +3,9 @@ import { ConfigError, EXIT_CONFIG } from '../config/errors.ts';
 import { BUILD_INFO } from '../observability/build-info.ts';
 import { StartupError } from '../server/startup-error.ts';
 import { registerConfigCheck } from './commands/config-check.ts';
+import { registerKeys } from './commands/keys.ts';
 import { registerMigrate } from './commands/migrate.ts';
+import { registerSecrets } from './commands/secrets.ts';
 import { registerServe } from './commands/serve.ts';
 
 /** The `bastion` command tree. */
@@ -18,6 +20,8 @@ export function buildProgram(
   registerServe(program);
   registerMigrate(program, print);
   registerConfigCheck(program, print);
+  registerKeys(program, print);
+  registerSecrets(program, print);
   return program;
 }
 

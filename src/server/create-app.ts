@@ -145,7 +145,10 @@ export async function createMetricsApp(services: Services): Promise<FastifyInsta
 }
 
 async function detailedFacts(services: Services): Promise<Record<string, unknown>> {
-  const migrations = await migrationStatus(services.database).catch(() => null);
+  const [migrations, secrets] = await Promise.all([
+    migrationStatus(services.database).catch(() => null),
+    services.vault.summary().catch(() => null),
+  ]);
   return {
     releaseId: BUILD_INFO.version,
     installation_id: services.installationId,
@@ -153,6 +156,7 @@ async function detailedFacts(services: Services): Promise<Record<string, unknown
     database: { system: services.database.kind },
     shared_state: { backend: services.state.kind, policy: services.config.sharedStatePolicy },
     circuit_breakers: {},
+    secrets: secrets ?? 'unavailable',
     migrations:
       migrations?.map((migration) => ({
         name: migration.name,

@@ -8,6 +8,9 @@ import type { BastionConfig } from '../config/schema.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { FieldCipher } from '../data-protection/field-cipher.ts';
 import { Keyring } from '../data-protection/keyring.ts';
+import { ReencryptionJob } from '../data-protection/reencryption.ts';
+import { registerSecretsMetrics } from '../data-protection/secrets-metrics.ts';
+import { SecretsVault } from '../data-protection/secrets-vault.ts';
 import { BUILD_INFO } from '../observability/build-info.ts';
 import { DatabaseMetrics } from '../observability/database-metrics.ts';
 import { HealthService } from '../observability/health.ts';
@@ -46,6 +49,10 @@ export interface Services {
   readonly keyring: Keyring;
   /** Field encryption with the keyring's active key. */
   readonly cipher: FieldCipher;
+  /** Named, versioned, encrypted secrets. */
+  readonly vault: SecretsVault;
+  /** Moves rows to the active field key after each rotation, in the background. */
+  readonly reencryption: ReencryptionJob;
   readonly startedAt: number;
   /** Closes the database and shared state (idempotent). */
   close(): Promise<void>;
@@ -97,11 +104,13 @@ export async function createServices(options: ServicesOptions): Promise<Services
   const state = createSharedState({ redisUrl: config.redis.url, keyPrefix: config.redis.keyPrefix, clock });
   const eventLoop = new EventLoopDelayCheck(config.health);
   let keyring: Keyring | null = null;
+  let reencryption: ReencryptionJob | null = null;
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
     eventLoop.stop();
+    await reencryption?.stop().catch(() => {});
     await keyring?.close().catch(() => {});
     await Promise.allSettled([database.close(), state.close()]);
   };
@@ -110,6 +119,9 @@ export async function createServices(options: ServicesOptions): Promise<Services
     await applyMigrations(database, config, logger, options.migrate ?? false);
     const installationId = await ensureInstallationId(database.db, clock);
     keyring = await Keyring.open({ db: database.db, masterKey, clock, state });
+    const cipher = new FieldCipher(keyring);
+    const vault = new SecretsVault({ db: database.db, cipher, clock });
+    registerSecretsMetrics(registry, vault);
     const health = new HealthService({
       timeoutMs: config.health.checkTimeoutMs,
       cacheMs: config.health.cacheMs,
@@ -121,6 +133,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
     health.add(memoryCheck(config.health));
     health.add(eventLoop);
     health.add(migrationsCheck(database));
+    reencryption = new ReencryptionJob({ db: database.db, cipher, keyring, logger, registry, state, clock });
+    await reencryption.start();
     return {
       config,
       logger,
@@ -133,7 +147,9 @@ export async function createServices(options: ServicesOptions): Promise<Services
       installationId,
       masterKey,
       keyring,
-      cipher: new FieldCipher(keyring),
+      cipher,
+      vault,
+      reencryption,
       startedAt: clock.now(),
       close,
     };
