@@ -350,7 +350,7 @@ describe.each([
       url: string;
     };
     expect(bodyDump.body).toEqual({
-      email: 'someone@example.com',
+      email: 's***@example.com', // PII masking (privacy.maskEmails, on by default)
       password: REDACTED,
       new_password: REDACTED,
       refresh_token: REDACTED,

@@ -115,6 +115,14 @@ export const ENV_VARIABLES: readonly EnvVariable[] = [
     description: 'json, pretty, or auto (pretty in development, JSON otherwise)',
   },
   {
+    name: 'BASTION_MASK_FIELDS',
+    path: 'privacy.maskFields',
+    kind: 'list',
+    example: '',
+    description:
+      'Comma-separated field names masked in logs, audit events and error reports (e.g. phone,ssn)',
+  },
+  {
     name: 'BASTION_DATA_DIR',
     path: 'dataDir',
     kind: 'string',

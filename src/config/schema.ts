@@ -77,6 +77,17 @@ const Logging = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+const Privacy = Type.Object(
+  {
+    maskFields: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'Field names whose values are masked in logs, audit events and error reports',
+    }),
+    maskEmails: Type.Boolean({ default: true, description: 'Mask e-mail addresses (j***@example.com)' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 const Metrics = Type.Object(
   {
     enabled: Type.Boolean({ default: true }),
@@ -163,6 +174,7 @@ export const ConfigSchema = Type.Object(
     sharedStatePolicy: SharedStatePolicy,
     security: Security,
     logging: Logging,
+    privacy: Privacy,
     metrics: Metrics,
     health: Health,
     loadShedding: LoadShedding,

@@ -1,7 +1,7 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import type { BastionConfig } from '../config/schema.ts';
-import { redactValues } from './redaction.ts';
+import { createPiiMasker } from '../data-protection/pii-masking.ts';
 
 /** Where log lines go: a stream (tests), a file path ('/dev/null' for benchmarks) or a file descriptor; default stdout. */
 export type LogDestination = DestinationStream | string | number;
@@ -13,8 +13,10 @@ export function logFormat(config: BastionConfig): 'json' | 'pretty' {
 }
 
 /**
- * The process logger: redaction by path (fields such as password, token, authorization) and
- * by value pattern (bearer tokens, JWTs, API keys, URL passwords) on every line.
+ * The process logger. Every line is cleaned before it is written, by one function built here
+ * from `config.privacy`: secrets are redacted (fields such as password, token, authorization;
+ * bearer tokens, JWTs, API keys, URL passwords) and PII masked (e-mail addresses, card numbers,
+ * the configured fields).
  */
 export function createLogger(config: BastionConfig, destination?: LogDestination): Logger {
   const target =
@@ -23,7 +25,9 @@ export function createLogger(config: BastionConfig, destination?: LogDestination
       : destination;
   const options: pino.LoggerOptions = {
     level: config.logging.level,
-    hooks: { streamWrite: redactValues },
+    hooks: {
+      streamWrite: createPiiMasker({ fields: config.privacy.maskFields, emails: config.privacy.maskEmails }),
+    },
     timestamp: pino.stdTimeFunctions.isoTime,
     base: { pid: process.pid },
     serializers: { err: pino.stdSerializers.err },

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { REDACTED, redactValues } from './redaction.ts';
+import { REDACTED, redactValues, SECRET_KEYS, SUSPECT } from './redaction.ts';
 
 /** A random secret, different every run, so a test cannot pass by matching a fixed string. */
 const secret = (prefix = 's') => `${prefix}${randomBytes(12).toString('hex')}`;
@@ -275,5 +275,15 @@ describe('redactValues: innocent lines', () => {
     ],
   ])('returns %s unchanged (the identical string)', (_name, text) => {
     expect(redactValues(text)).toBe(text);
+  });
+});
+
+describe('SUSPECT (the pre-check)', () => {
+  it('finds every secret key and credential mark, in any case, so no secret skips redaction', () => {
+    const words = [...SECRET_KEYS, 'pwd', 'api-key', 'apikey', 'Bearer', 'Basic', 'redis://', 'eyJ', 'bst_'];
+    for (const word of words) {
+      expect(SUSPECT.test(`{"x":"${word}"}`), word).toBe(true);
+      expect(SUSPECT.test(`{"x":"${word.toUpperCase()}"}`), word).toBe(true);
+    }
   });
 });

@@ -8,6 +8,7 @@ import type { BastionConfig } from '../config/schema.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { FieldCipher } from '../data-protection/field-cipher.ts';
 import { Keyring } from '../data-protection/keyring.ts';
+import { Pseudonymizer } from '../data-protection/pseudonymizer.ts';
 import { ReencryptionJob } from '../data-protection/reencryption.ts';
 import { registerSecretsMetrics } from '../data-protection/secrets-metrics.ts';
 import { SecretsVault } from '../data-protection/secrets-vault.ts';
@@ -49,6 +50,8 @@ export interface Services {
   readonly keyring: Keyring;
   /** Field encryption with the keyring's active key. */
   readonly cipher: FieldCipher;
+  /** Keyed, stable pseudonyms for analytics fields. */
+  readonly pseudonymizer: Pseudonymizer;
   /** Named, versioned, encrypted secrets. */
   readonly vault: SecretsVault;
   /** Moves rows to the active field key after each rotation, in the background. */
@@ -148,6 +151,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       masterKey,
       keyring,
       cipher,
+      pseudonymizer: new Pseudonymizer(keyring),
       vault,
       reencryption,
       startedAt: clock.now(),
