@@ -319,3 +319,21 @@ describe('maskObject', () => {
     expect(maskObject({ at })).toEqual({ at: '2026-01-02T03:04:05.000Z' });
   });
 });
+
+describe('masking on hostile input (ReDoS)', () => {
+  const n = 50_000;
+  const masker = createPiiMasker({ fields: ['phone', 'address'], emails: true });
+  it.each([
+    ['digit groups', `{"msg":"${'1234 '.repeat(n / 5)}"}`],
+    ['dashed digits', `{"msg":"${'1-'.repeat(n)}"}`],
+    ['local parts', `{"msg":"${'a.'.repeat(n)}@"}`],
+    ['domains', `{"msg":"a@${'b.'.repeat(n)}"}`],
+    ['field values', `{"phone":"${'\\\\'.repeat(n)}`],
+  ])(
+    'stays linear on %s',
+    (_name, line) => {
+      expect(typeof masker(line)).toBe('string');
+    },
+    10_000,
+  );
+});

@@ -287,3 +287,28 @@ describe('SUSPECT (the pre-check)', () => {
     }
   });
 });
+
+describe('redaction on hostile input (ReDoS)', () => {
+  // A quadratic pattern needs minutes for these 100 kB lines; linear ones need milliseconds.
+  // The guard is the test's own time limit, not an assertion on elapsed time.
+  const n = 50_000;
+  const shapes: Array<[string, string]> = [
+    ['parameter-name prefixes', `{"path":"/token/${'a-'.repeat(n)}"}`],
+    ['scheme-like text', `{"msg":"${'a'.repeat(n)}:"}`],
+    ['URL authority', `{"msg":"http://${'a'.repeat(n)}"}`],
+    ['URL password without @', `{"msg":"http://u:${'p'.repeat(n)}"}`],
+    ['escaped backslashes', `{"password":"${'\\\\'.repeat(n)}`],
+    ['nested objects', `{"token":${'{"a":'.repeat(n / 5)}`],
+    ['bearer', `{"msg":"Bearer ${'a'.repeat(n)}"}`],
+    ['query', `{"msg":"?${'password=x&'.repeat(n / 10)}"}`],
+  ];
+  it.each(shapes)(
+    'stays linear on %s',
+    (_name, line) => {
+      const result = redactValues(line);
+      expect(typeof result).toBe('string');
+      expect(result.length).toBeGreaterThan(0);
+    },
+    10_000,
+  );
+});

@@ -60,9 +60,10 @@ const ESCAPED_VALUE = [
   String.raw`\\"${ESCAPED_CHARS}`,
 ].join('|');
 
-// Names of query or form parameters that carry secrets, with any prefix (`new_password`,
-// `client_secret`, `x-api-key`).
-const PARAMS = /(?:[a-z0-9]+[_-])*(?:password|passwd|pwd|token|secret|api[_-]?key)/.source;
+// Names of query or form parameters that carry secrets, with a short prefix (`new_password`,
+// `client_secret`, `x-api-key`). Every repetition in these patterns is bounded: log lines carry
+// attacker-chosen text, and an unbounded `(?:x+-)*` is quadratic on `a-a-a-…` (ReDoS).
+const PARAMS = /(?:[a-z0-9]{1,32}[_-]){0,4}(?:password|passwd|pwd|token|secret|api[_-]?key)/.source;
 
 // One pass over each serialized line. Alternatives, in the order the replacer reads them:
 //  1 `"secret_key":<value>` in the JSON line itself, at any depth;
@@ -75,7 +76,7 @@ const VALUE_PATTERN = new RegExp(
     String.raw`(\\"(?:${KEYS})\\":\s*)(?:${ESCAPED_VALUE})`,
     /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{4,}/.source,
     // The password runs to the last @ of the authority (an unencoded @ may be part of it).
-    /\b([a-z][a-z0-9+.-]*:\/\/[^:/\s"@\\]*:)[^\s"/\\?#]+@/.source,
+    /\b([a-z][a-z0-9+.-]{0,31}:\/\/[^:/\s"@\\]{0,256}:)[^\s"/\\?#]{1,256}@/.source,
     String.raw`(\b${PARAMS}=)[^&\s"#\\]+`,
     /\beyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*/.source,
     /\bbst_[A-Za-z0-9_-]{8,}/.source,
