@@ -1,9 +1,9 @@
 import {
   ESCAPED_STRING,
+  isSecretKey,
   JSON_STRING,
   REDACTED,
   redactValues,
-  SECRET_KEYS,
   SUSPECT,
 } from '../observability/redaction.ts';
 
@@ -200,7 +200,6 @@ function maskerFor(options: PiiMaskingOptions): (line: string) => string {
   return masker;
 }
 
-const SECRET_NAMES = new Set(SECRET_KEYS.map((key) => key.toLowerCase()));
 const CIRCULAR = '[Circular]';
 
 /**
@@ -243,7 +242,7 @@ export function maskObject(value: unknown, options: PiiMaskingOptions = {}): unk
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(record)) {
       const name = key.toLowerCase();
-      if (SECRET_NAMES.has(name)) out[key] = REDACTED;
+      if (isSecretKey(key)) out[key] = REDACTED;
       else if (fields.has(name) && (typeof item === 'string' || typeof item === 'number')) {
         out[key] = maskValue(String(item));
       } else out[key] = copy(item);

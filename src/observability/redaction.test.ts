@@ -312,3 +312,32 @@ describe('redaction on hostile input (ReDoS)', () => {
     10_000,
   );
 });
+
+describe('secret field names by pattern', () => {
+  const secret = 'S3cr3t-value-0123456789';
+  it.each([
+    'accessToken',
+    'refreshToken',
+    'clientSecret',
+    'newPassword',
+    'private_key',
+    'privateKey',
+    'session_token',
+    'passphrase',
+    'x-auth-token',
+    'proxy-authorization',
+    'x-csrf-token',
+    'DB_PASSWORD',
+    'backupCodes',
+  ])('redacts %s', (key) => {
+    const line = JSON.stringify({ level: 30, nested: { [key]: secret }, msg: 'x' });
+    const out = redactValues(line);
+    expect(out).not.toContain(secret);
+    expect(JSON.parse(out).nested[key]).toBe(REDACTED);
+  });
+
+  it.each(['tokenCount', 'secret_name', 'passwordPolicy', 'cookies_enabled'])('leaves %s alone', (key) => {
+    const line = JSON.stringify({ [key]: 5, other: 'x', note: 'token rotation done' });
+    expect(redactValues(line)).toBe(line);
+  });
+});

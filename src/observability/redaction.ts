@@ -2,8 +2,8 @@
 export const REDACTED = '[REDACTED]';
 
 /**
- * Field names whose values are secrets wherever they appear (log lines at any depth, masked
- * objects), compared case-insensitively. The value is redacted whole, whatever its type.
+ * Examples of field names whose values are secrets wherever they appear (log lines at any depth,
+ * masked objects); `isSecretKey` decides for any name. The value is redacted whole, whatever its type.
  */
 export const SECRET_KEYS: readonly string[] = [
   'password',
@@ -30,7 +30,19 @@ export const SECRET_KEYS: readonly string[] = [
   'backup_codes',
 ];
 
-const KEYS = SECRET_KEYS.map((key) => key.replace(/[-]/g, '\\-')).join('|');
+// A field is secret when its name ends with one of these words, in any case and with any short
+// prefix: `accessToken`, `x-auth-token`, `proxy-authorization`, `clientSecret`, `private_key`,
+// `passphrase`. Names that merely start with one (`tokenCount`, `secret_name`) are left alone.
+const SECRET_SUFFIXES =
+  /pass(?:word|wd|phrase)|secret|token|authorization|cookie|api[_-]?key|private[_-]?key|master[_-]?key|credentials|backup[_-]?codes/
+    .source;
+const KEYS = String.raw`[A-Za-z0-9_-]{0,40}?(?:${SECRET_SUFFIXES})`;
+const SECRET_KEY_NAME = new RegExp(`^${KEYS}$`, 'i');
+
+/** True when a field of this name holds a secret (see SECRET_KEYS for examples). */
+export function isSecretKey(name: string): boolean {
+  return SECRET_KEY_NAME.test(name);
+}
 
 // JSON values as they appear in the serialized line: strings, and objects or arrays nested up
 // to NESTING levels (strings inside them may hold any bracket or quote).
@@ -90,7 +102,7 @@ const VALUE_PATTERN = new RegExp(
  * secret key is found), which makes the scan of a line a fifth faster than one word per key.
  */
 export const SUSPECT =
-  /p(?:ass(?:wor|w)d|wd)|secret|token|a(?:pi[_-]?key|uthorization)|cookie|master_?key|credentials|b(?:ackup_codes|earer|asic|st_)|:\/\/|eyJ/i;
+  /p(?:ass(?:wor|w|phrase)|wd|rivate[_-]?key)|secret|token|a(?:pi[_-]?key|uthorization)|cookie|master[_-]?key|credentials|b(?:ackup[_-]?codes|earer|asic|st_)|:\/\/|eyJ/i;
 
 /** Replaces secret values (secret-named fields, bearer tokens, JWTs, API keys, URL passwords…) in a log line. */
 export function redactValues(line: string): string {
