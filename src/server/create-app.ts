@@ -136,7 +136,17 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
 
 /** A separate, minimal listener that serves only `/metrics` (`BASTION_METRICS_LISTEN`). */
 export async function createMetricsApp(services: Services): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, frameworkErrors: frameworkErrorHandler, clientErrorHandler });
+  const app = Fastify({
+    logger: false,
+    requestIdHeader: false,
+    genReqId: (request) => requestIdFrom(request.headers['x-request-id']),
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
+    done();
+  });
   installErrorHandling(app);
   await app.register(routeAuth, {});
   registerMetricsRoute(app, services.registry, services.config.metrics.token);
