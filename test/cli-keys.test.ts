@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,39 +8,11 @@ import { FieldCipher, keyIdOf } from '../src/data-protection/field-cipher.ts';
 import { Keyring } from '../src/data-protection/keyring.ts';
 import { openDatabase } from '../src/storage/database.ts';
 import { createPostgresSchema } from './support/app.ts';
+import { runCli } from './support/cli.ts';
 import { insertSecretRows, readSecretRows, secretRows } from './support/reencryption-fixtures.ts';
 import { DATABASE_URL_TEST, postgresAvailable } from './support/services.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
-const cli = path.join(root, 'src/cli/main.ts');
 const pgUp = await postgresAvailable();
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}, input = ''): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
-      cwd: root,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
 
 /** Key lines of `keys status`: id, purpose, state. */
 function keyLines(stdout: string): Array<{ id: string; purpose: string; state: string }> {
@@ -74,7 +45,7 @@ it('prints --help for keys and each of its commands', async () => {
     ['keys', 'reencrypt'],
     ['keys', 'rewrap'],
   ];
-  const results = await Promise.all(commands.map((args) => run([...args, '--help'])));
+  const results = await Promise.all(commands.map((args) => runCli([...args, '--help'])));
   results.forEach((result, index) => {
     const name = commands[index]!.join(' ');
     expect(result.code, name).toBe(0);
@@ -86,15 +57,15 @@ it('prints --help for keys and each of its commands', async () => {
 }, 120_000);
 
 it('refuses to rotate blind-index and pseudonym keys, explaining why', async () => {
-  const blind = await run(['keys', 'rotate', '--purpose', 'blind-index'], { BASTION_DATA_DIR: dataDir });
+  const blind = await runCli(['keys', 'rotate', '--purpose', 'blind-index'], { BASTION_DATA_DIR: dataDir });
   expect(blind.code).toBe(1);
   expect(blind.stderr).toContain('Refusing to rotate the blind-index key');
   expect(blind.stderr).toContain('re-indexed');
   expect(blind.stderr).toContain('Only field keys rotate without downtime');
-  const pseudonym = await run(['keys', 'rotate', '--purpose', 'pseudonym'], { BASTION_DATA_DIR: dataDir });
+  const pseudonym = await runCli(['keys', 'rotate', '--purpose', 'pseudonym'], { BASTION_DATA_DIR: dataDir });
   expect(pseudonym.code).toBe(1);
   expect(pseudonym.stderr).toContain('Refusing to rotate the pseudonym key');
-  const unknown = await run(['keys', 'rotate', '--purpose', 'email'], { BASTION_DATA_DIR: dataDir });
+  const unknown = await runCli(['keys', 'rotate', '--purpose', 'email'], { BASTION_DATA_DIR: dataDir });
   expect(unknown.code).toBe(1);
   expect(unknown.stderr).toContain('--purpose must be one of field, blind-index, pseudonym');
 }, 120_000);
@@ -122,7 +93,7 @@ describe.each([
       DATABASE_URL: url,
       BASTION_MASTER_KEY: masterKey.toString('base64'),
     };
-    const migrated = await run(['migrate', 'up'], env);
+    const migrated = await runCli(['migrate', 'up'], env);
     expect(migrated.code, migrated.stderr).toBe(0);
     return { env, masterKey, open };
   }
@@ -144,7 +115,7 @@ describe.each([
     'status lists the three initial keys and no rows remaining',
     async () => {
       const { env } = await setup('status');
-      const status = await run(['keys', 'status'], env);
+      const status = await runCli(['keys', 'status'], env);
       expect(status.stderr).toBe('');
       expect(status.code).toBe(0);
       expect(status.stdout).toMatch(/^ID\s+PURPOSE\s+STATE\s+CREATED\s+STATE CHANGED$/m);
@@ -164,13 +135,13 @@ describe.each([
     'rotate makes a new active field key; reencrypt moves the rows and retires the old key',
     async () => {
       const { env, masterKey, open } = await setup('rotate');
-      const initial = await run(['keys', 'status'], env);
+      const initial = await runCli(['keys', 'status'], env);
       expect(initial.code, initial.stderr).toBe(0);
       const first = keyLines(initial.stdout);
       const old = first.find((key) => key.purpose === 'field')!.id;
       const rows = await seed(open, masterKey, 12);
 
-      const rotated = await run(['keys', 'rotate', '--no-reencrypt'], env);
+      const rotated = await runCli(['keys', 'rotate', '--no-reencrypt'], env);
       expect(rotated.code, rotated.stderr).toBe(0);
       const next = /Rotated the field key: (dk[0-9a-f]+) is active; (dk[0-9a-f]+) is now decrypt-only/.exec(
         rotated.stdout,
@@ -179,28 +150,28 @@ describe.each([
       const active = next![1]!;
       expect(rotated.stdout).toContain('12 row(s) are under decrypt-only keys');
 
-      const middle = await run(['keys', 'status'], env);
+      const middle = await runCli(['keys', 'status'], env);
       const states = Object.fromEntries(keyLines(middle.stdout).map((key) => [key.id, key.state]));
       expect(states[old]).toBe('decrypt-only');
       expect(states[active]).toBe('active');
       expect(keyLines(middle.stdout)).toHaveLength(4);
       expect(totalOf(middle.stdout)).toBe(12);
 
-      const reencrypted = await run(['keys', 'reencrypt'], env);
+      const reencrypted = await runCli(['keys', 'reencrypt'], env);
       expect(reencrypted.code, reencrypted.stderr).toBe(0);
       expect(reencrypted.stdout).toContain('secret_versions.value: 12 re-encrypted, 0 failed, 0 remaining');
       expect(reencrypted.stdout).toContain('Done: 12 re-encrypted, 0 failed, 0 remaining.');
       expect(reencrypted.stdout).toContain(`Retired ${old}`);
       for (const row of rows) expect(reencrypted.stdout + reencrypted.stderr).not.toContain(row.value);
 
-      const after = await run(['keys', 'status'], env);
+      const after = await runCli(['keys', 'status'], env);
       expect(Object.fromEntries(keyLines(after.stdout).map((key) => [key.id, key.state]))[old]).toBe(
         'retired',
       );
       expect(totalOf(after.stdout)).toBe(0);
 
       // Rotation with the default foreground re-encryption.
-      const again = await run(['keys', 'rotate'], env);
+      const again = await runCli(['keys', 'rotate'], env);
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout).toContain('Done: 12 re-encrypted');
       expect(again.stdout).toContain(`Retired ${active}`);
@@ -228,31 +199,31 @@ describe.each([
       const newKey = randomBytes(32).toString('base64');
       const withNew = { ...env, BASTION_MASTER_KEY: newKey };
 
-      const before = await run(['keys', 'status'], withNew);
+      const before = await runCli(['keys', 'status'], withNew);
       expect(before.code, before.stderr).toBe(1);
       expect(before.stderr).toContain('cannot be unwrapped');
       expect(before.stderr).toContain('bastion keys rewrap');
 
-      const empty = await run(['keys', 'rewrap'], withNew, '');
+      const empty = await runCli(['keys', 'rewrap'], withNew, '');
       expect(empty.code, empty.stderr).toBe(1);
       expect(empty.stderr).toContain('The old master key read from stdin is not base64');
 
-      const rewrapped = await run(['keys', 'rewrap'], withNew, `${oldKey}\n`);
+      const rewrapped = await runCli(['keys', 'rewrap'], withNew, `${oldKey}\n`);
       expect(rewrapped.code, rewrapped.stderr).toBe(0);
       expect(rewrapped.stdout).toContain('Re-wrapped 3 data key(s) under the configured master key.');
       expect(rewrapped.stdout + rewrapped.stderr).not.toContain(oldKey);
       expect(rewrapped.stdout + rewrapped.stderr).not.toContain(newKey);
 
-      const status = await run(['keys', 'status'], withNew);
+      const status = await runCli(['keys', 'status'], withNew);
       expect(status.code, status.stderr).toBe(0);
       expect(keyLines(status.stdout)).toHaveLength(3);
-      const stale = await run(['keys', 'status'], env);
+      const stale = await runCli(['keys', 'status'], env);
       expect(stale.code, stale.stderr).toBe(1);
       expect(stale.stderr).toMatch(
         /Data key dk[0-9a-f]+ cannot be unwrapped: BASTION_MASTER_KEY is not the key/,
       );
 
-      const twice = await run(['keys', 'rewrap'], withNew, oldKey);
+      const twice = await runCli(['keys', 'rewrap'], withNew, oldKey);
       expect(twice.code, twice.stderr).toBe(0);
       expect(twice.stdout).toContain('nothing to do');
 

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,41 +5,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/storage/database.ts';
 import { createPostgresSchema } from './support/app.ts';
+import { type CliResult, runCli } from './support/cli.ts';
 import { DATABASE_URL_TEST, postgresAvailable } from './support/services.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
-const cli = path.join(root, 'src/cli/main.ts');
 const pgUp = await postgresAvailable();
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI with `input` on stdin (a pipe, never a terminal). */
-function run(args: string[], env: Record<string, string>, input = ''): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
-      cwd: root,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    // The child may refuse before reading everything (too large); that is not the test's error.
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-  });
-}
 
 let dataDir: string;
 let baseEnv: Record<string, string>;
@@ -64,7 +32,7 @@ describe('bastion secrets --help', () => {
       ['secrets'],
       ...['set', 'get', 'list', 'delete', 'rotate'].map((c) => ['secrets', c]),
     ];
-    const results = await Promise.all(commands.map((args) => run([...args, '--help'], {})));
+    const results = await Promise.all(commands.map((args) => runCli([...args, '--help'], {})));
     results.forEach((result, index) => {
       const name = ['bastion', ...commands[index]!].join(' ');
       expect(result.code, name).toBe(0);
@@ -90,7 +58,7 @@ interface Flow {
 
 async function openFlow(url: string, file: string | null): Promise<Flow> {
   const env = { ...baseEnv, DATABASE_URL: url };
-  const up = await run(['migrate', 'up'], env);
+  const up = await runCli(['migrate', 'up'], env);
   expect(up.code, up.stderr).toBe(0);
   return { env, file, values: [], stderrs: [] };
 }
@@ -101,8 +69,8 @@ function planted(flow: Flow, label: string): string {
   return value;
 }
 
-async function exec(flow: Flow, args: string[], input = ''): Promise<Result> {
-  const result = await run(args, flow.env, input);
+async function exec(flow: Flow, args: string[], input = ''): Promise<CliResult> {
+  const result = await runCli(args, flow.env, input);
   flow.stderrs.push(result.stderr);
   return result;
 }

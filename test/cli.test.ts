@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -7,43 +6,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../src/storage/migration-list.ts';
 import { createPostgresSchema } from './support/app.ts';
+import { runCli, startCli } from './support/cli.ts';
 import { DATABASE_URL_TEST, postgresAvailable } from './support/services.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
-const cli = path.join(root, 'src/cli/main.ts');
 const pgUp = await postgresAvailable();
 const MIGRATION_NAMES = Object.keys(MIGRATIONS);
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function start(args: string[], env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-}
-
-function run(args: string[], env: Record<string, string> = {}, input?: string): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = start(args, env);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin?.end(input ?? '');
-  });
-}
 
 let dataDir: string;
 let env: Record<string, string>;
@@ -65,32 +32,32 @@ describe('bastion CLI', () => {
       ['migrate', 'up'],
       ['config', 'check'],
     ];
-    const results = await Promise.all(commands.map((args) => run([...args, '--help'])));
+    const results = await Promise.all(commands.map((args) => runCli([...args, '--help'])));
     results.forEach((result, index) => {
       const name = commands[index]!.join(' ');
       expect(result.code, name).toBe(0);
       expect(result.stdout, name).toMatch(/^Usage: bastion/);
     });
-    const root = await run(['--help']);
+    const root = await runCli(['--help']);
     for (const command of ['serve', 'migrate', 'config']) expect(root.stdout).toContain(command);
   });
 
   it('fails clearly on an unknown command or option', async () => {
-    const unknown = await run(['serv']);
+    const unknown = await runCli(['serv']);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/unknown command 'serv'/);
-    const badPort = await run(['serve', '--port', 'eighty']);
+    const badPort = await runCli(['serve', '--port', 'eighty']);
     expect(badPort.code).not.toBe(0);
     expect(badPort.stderr).toMatch(/--port expects a number/);
   });
 
   it('config check lists every production problem and exits 78', async () => {
-    const result = await run(['config', 'check', '--production'], { ...env, CORS_ORIGINS: '*' });
+    const result = await runCli(['config', 'check', '--production'], { ...env, CORS_ORIGINS: '*' });
     expect(result.code).toBe(78);
     expect(result.stdout).toContain('BASTION_MASTER_KEY');
     expect(result.stdout).toContain('CORS_ORIGINS');
     expect(result.stdout).toContain('/metrics would be open');
-    const good = await run(['config', 'check'], {
+    const good = await runCli(['config', 'check'], {
       ...env,
       NODE_ENV: 'production',
       BASTION_MASTER_KEY: randomBytes(32).toString('base64'),
@@ -101,26 +68,26 @@ describe('bastion CLI', () => {
   });
 
   it('config check reports invalid values with exit 78', async () => {
-    const result = await run(['config', 'check'], { ...env, PORT: 'http' });
+    const result = await runCli(['config', 'check'], { ...env, PORT: 'http' });
     expect(result.code).toBe(78);
     expect(result.stderr).toContain('server.port (env PORT): expected a whole number');
   });
 
   it('migrate status and up on SQLite', async () => {
     const dbEnv = { ...env, DATABASE_URL: `sqlite:${path.join(dataDir, 'migrate.db')}` };
-    const before = await run(['migrate', 'status'], dbEnv);
+    const before = await runCli(['migrate', 'status'], dbEnv);
     for (const name of MIGRATION_NAMES) expect(before.stdout).toMatch(new RegExp(`pending\\s+${name}`));
     expect(before.stdout).toContain('yet');
     expect(before.code).toBe(1);
     expect(existsSync(path.join(dataDir, 'migrate.db'))).toBe(false);
-    const up = await run(['migrate', 'up'], dbEnv);
+    const up = await runCli(['migrate', 'up'], dbEnv);
     for (const name of MIGRATION_NAMES) expect(up.stdout).toMatch(new RegExp(`applied\\s+${name}`));
     expect(up.code).toBe(0);
     expect(statSync(path.join(dataDir, 'migrate.db')).mode & 0o777).toBe(0o600);
-    const after = await run(['migrate', 'status'], dbEnv);
+    const after = await runCli(['migrate', 'status'], dbEnv);
     expect(after.stdout).toContain('Database is up to date.');
     expect(after.code).toBe(0);
-    const again = await run(['migrate', 'up'], dbEnv);
+    const again = await runCli(['migrate', 'up'], dbEnv);
     expect(again.stdout).toContain('Nothing to apply');
   });
 
@@ -129,10 +96,10 @@ describe('bastion CLI', () => {
       const { schema, drop } = await createPostgresSchema();
       try {
         const url = `${DATABASE_URL_TEST}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-        const up = await run(['migrate', 'up'], { ...env, DATABASE_URL: url });
+        const up = await runCli(['migrate', 'up'], { ...env, DATABASE_URL: url });
         expect(up.stderr).toBe('');
         for (const name of MIGRATION_NAMES) expect(up.stdout).toMatch(new RegExp(`applied\\s+${name}`));
-        const status = await run(['migrate', 'status'], { ...env, DATABASE_URL: url });
+        const status = await runCli(['migrate', 'status'], { ...env, DATABASE_URL: url });
         expect(status.stdout).toContain('Database is up to date.');
       } finally {
         await drop();
@@ -148,11 +115,11 @@ describe('bastion CLI', () => {
       BASTION_MASTER_KEY: randomBytes(32).toString('base64'),
       BASTION_METRICS_TOKEN: randomBytes(32).toString('hex'),
     };
-    const refused = await run(['serve', '--port', '0'], prodEnv);
+    const refused = await runCli(['serve', '--port', '0'], prodEnv);
     expect(refused.code).toBe(78);
     expect(refused.stderr).toContain(`pending migration(s) (${MIGRATION_NAMES.join(', ')})`);
 
-    const child = start(['serve', '--port', '0', '--migrate'], prodEnv);
+    const child = startCli(['serve', '--port', '0', '--migrate'], prodEnv);
     let stdout = '';
     const address = await new Promise<string>((resolve, reject) => {
       child.stdout?.on('data', (chunk: Buffer) => {
@@ -173,7 +140,7 @@ describe('bastion CLI', () => {
   });
 
   it('serve also stops cleanly on SIGINT (Ctrl-C)', async () => {
-    const child = start(['serve', '--port', '0'], {
+    const child = startCli(['serve', '--port', '0'], {
       ...env,
       DATABASE_URL: `sqlite:${path.join(dataDir, 'int.db')}`,
     });
@@ -192,7 +159,7 @@ describe('bastion CLI', () => {
   });
 
   it('serve lists every configuration problem and exits 78', async () => {
-    const result = await run(['serve'], { ...env, NODE_ENV: 'production', CORS_ORIGINS: '*' });
+    const result = await runCli(['serve'], { ...env, NODE_ENV: 'production', CORS_ORIGINS: '*' });
     expect(result.code).toBe(78);
     expect(result.stderr).toContain('Refusing to start in production');
     expect(result.stderr).toContain('security.masterKey');
