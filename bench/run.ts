@@ -86,6 +86,8 @@ interface Measurement {
   timeouts: number;
   mismatches: number;
   statusCodes: Record<string, number>;
+  /** Server process CPU time (user + system) per request, microseconds; null off Linux. */
+  cpuUsPerRequest: number | null;
 }
 
 interface Failure {
@@ -100,9 +102,11 @@ type RoundResult = Measurement | Failure;
 interface StageReport {
   stage: Stage;
   rounds: RoundResult[];
-  median: { reqPerSec: number; p50Ms: number; p99Ms: number } | null;
+  median: { reqPerSec: number; p50Ms: number; p99Ms: number; cpuUsPerRequest: number | null } | null;
   totals: { non2xx: number; errors: number; timeouts: number; mismatches: number };
   ratioToBare: number | null;
+  /** Server CPU per request relative to (a): how many bare requests one request costs. */
+  costToBare: number | null;
   problems: string[];
 }
 
@@ -324,16 +328,35 @@ function runCannon(
   });
 }
 
+// Kernel clock ticks per second for /proc/<pid>/stat times (USER_HZ is 100 on Linux).
+const CLOCK_TICKS = 100;
+
+/** CPU time (user + system) a process has used, in seconds, or null where /proc is missing. */
+async function cpuSeconds(pid: number | undefined): Promise<number | null> {
+  if (pid === undefined) return null;
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
 async function measure(
   round: number,
   port: number,
+  pid: number | undefined,
   headers: Record<string, string>,
   options: Options,
 ): Promise<Measurement> {
   const url = `http://127.0.0.1:${port}${ROUTE_PATH}`;
   if (options.warmup > 0) await runCannon(url, headers, options.connections, options.warmup);
   const samples = new Samples();
+  const cpuBefore = await cpuSeconds(pid);
   const result = await runCannon(url, headers, options.connections, options.duration, samples);
+  const cpuAfter = await cpuSeconds(pid);
   const sorted = samples.sorted();
   const statusCodes: Record<string, number> = {};
   for (const [code, stat] of Object.entries(result.statusCodeStats ?? {})) {
@@ -354,6 +377,10 @@ async function measure(
     timeouts: result.timeouts,
     mismatches: result.mismatches,
     statusCodes,
+    cpuUsPerRequest:
+      cpuBefore === null || cpuAfter === null || result.requests.total === 0
+        ? null
+        : ((cpuAfter - cpuBefore) * 1e6) / result.requests.total,
   };
 }
 
@@ -403,6 +430,9 @@ function summarise(stage: Stage, rounds: RoundResult[]): StageReport {
             reqPerSec: median(measured.map((round) => round.reqPerSec)),
             p50Ms: median(measured.map((round) => round.p50Ms)),
             p99Ms: median(measured.map((round) => round.p99Ms)),
+            cpuUsPerRequest: measured.every((round) => round.cpuUsPerRequest !== null)
+              ? median(measured.map((round) => round.cpuUsPerRequest as number))
+              : null,
           },
     totals: {
       non2xx: sum((round) => round.non2xx),
@@ -411,6 +441,7 @@ function summarise(stage: Stage, rounds: RoundResult[]): StageReport {
       mismatches: sum((round) => round.mismatches),
     },
     ratioToBare: null,
+    costToBare: null,
     problems,
   };
 }
@@ -444,6 +475,8 @@ function renderReport(reports: StageReport[], options: Options): string {
       report.ratioToBare === null ? '-' : report.ratioToBare.toFixed(2),
       report.median ? ms(report.median.p50Ms) : '-',
       report.median ? ms(report.median.p99Ms) : '-',
+      report.median?.cpuUsPerRequest == null ? '-' : report.median.cpuUsPerRequest.toFixed(1),
+      report.costToBare === null ? '-' : report.costToBare.toFixed(2),
       String(report.totals.non2xx),
       String(report.totals.errors),
       `${measured.length}/${report.rounds.length}`,
@@ -451,9 +484,21 @@ function renderReport(reports: StageReport[], options: Options): string {
     ];
   });
   const table = renderTable(
-    ['stage', 'req/s', 'vs (a)', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'ok', 'req/s per round'],
+    [
+      'stage',
+      'req/s',
+      'vs (a)',
+      'p50 ms',
+      'p99 ms',
+      'CPU µs/req',
+      'CPU vs (a)',
+      'non-2xx',
+      'errors',
+      'ok',
+      'req/s per round',
+    ],
     rows,
-    new Set([1, 2, 3, 4, 5, 6, 7]),
+    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9]),
   );
   const lines = [
     '',
@@ -576,7 +621,7 @@ async function main(): Promise<number> {
           continue;
         }
         try {
-          const measurement = await measure(round, server.port, headers, options);
+          const measurement = await measure(round, server.port, server.child.pid, headers, options);
           record.push(measurement);
           const warning = measurement.non2xx + measurement.errors + measurement.mismatches > 0 ? '  !!!' : '';
           console.error(
@@ -604,6 +649,11 @@ async function main(): Promise<number> {
   const bare = reports.find((report) => report.stage.letter === 'a')?.median?.reqPerSec;
   for (const report of reports) {
     if (bare !== undefined && bare > 0 && report.median) report.ratioToBare = report.median.reqPerSec / bare;
+  }
+  const bareCpu = reports.find((report) => report.stage.letter === 'a')?.median?.cpuUsPerRequest;
+  for (const report of reports) {
+    const cpu = report.median?.cpuUsPerRequest;
+    if (bareCpu && cpu != null) report.costToBare = cpu / bareCpu;
   }
 
   console.log(renderReport(reports, options));
@@ -652,6 +702,7 @@ async function main(): Promise<number> {
       median: report.median,
       totals: report.totals,
       ratioToBare: report.ratioToBare,
+      costToBare: report.costToBare,
       problems: report.problems,
     })),
   };

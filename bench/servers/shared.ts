@@ -74,7 +74,7 @@ export function portOf(address: string | { port: number } | null): number {
 }
 
 /**
- * The peers' log destination, buffered like Bastion's (4 KiB batches, asynchronous), so no
+ * The peers' log destination, buffered like Bastion's (4 KiB batches, written synchronously), so no
  * stage pays one write system call per request while another does not.
  */
-export const PEER_LOG_DESTINATION = { dest: '/dev/null', sync: false, minLength: 4096 } as const;
+export const PEER_LOG_DESTINATION = { dest: '/dev/null', sync: true, minLength: 4096 } as const;

@@ -337,3 +337,16 @@ describe('masking on hostile input (ReDoS)', () => {
     10_000,
   );
 });
+
+describe('card masking leaves timestamps and JSON numbers alone', () => {
+  it('keeps every epoch-millisecond time and numeric field intact, Luhn-valid or not', () => {
+    const masker = createPiiMasker();
+    for (let i = 0; i < 2000; i += 1) {
+      const time = 1_795_333_514_877 + i * 7919;
+      const line = `{"level":30,"time":${time},"id":${4_111_111_111_111_111 + i},"msg":"at ${time}"}`;
+      expect(masker(line)).toBe(line);
+    }
+    // A card in text is still masked.
+    expect(masker('{"msg":"card 4111111111111111"}')).toBe('{"msg":"card **** **** **** 1111"}');
+  });
+});

@@ -76,6 +76,9 @@ export function luhnValid(digits: string): boolean {
  */
 function maskCardRun(run: string, offset: number, text: string): string {
   if (run.length < CARD_MIN_DIGITS) return run;
+  // One in ten numbers passes Luhn by chance: a bare JSON number (`"time":1795333514877`, an id)
+  // or an epoch-milliseconds timestamp anywhere is not taken for a card.
+  if (/^[0-9]+$/.test(run) && (text[offset - 1] === ':' || isEpochMillis(run))) return run;
   const parts = run.split(/([ -])/);
   const before = text[offset - 1];
   const gluedBefore = before !== undefined && GLUED_BEFORE.test(before) && text[offset - 2] !== '\\';
@@ -108,10 +111,16 @@ function maskCardRun(run: string, offset: number, text: string): string {
   return out;
 }
 
+// Epoch milliseconds from 2001 to 2096: 13 digits that no issuer's 13-digit cards (Visa, 4…) share.
+function isEpochMillis(digits: string): boolean {
+  return digits.length === 13 && digits[0] !== '4';
+}
+
 /**
  * Masks card numbers in a text — 13–19 digits in groups of 4 (the last may have 3) separated by
  * single spaces or dashes, or unseparated, passing the Luhn check — to `**** **** **** 1234`.
- * Other long numbers (timestamps, ids) fail the check and are left alone.
+ * Bare JSON numbers and 13-digit epoch-millisecond timestamps are left alone; other long numbers
+ * pass the check only by chance (one in ten) and are then masked too.
  */
 export function maskCardNumbers(text: string): string {
   return text.replace(CARD_RUN_PATTERN, maskCardRun);
