@@ -39,7 +39,31 @@ describe('bastion CLI', () => {
       expect(result.stdout, name).toMatch(/^Usage: bastion/);
     });
     const root = await runCli(['--help']);
-    for (const command of ['serve', 'migrate', 'config']) expect(root.stdout).toContain(command);
+    for (const command of ['serve', 'migrate', 'config', 'keys', 'secrets', 'roles']) {
+      expect(root.stdout).toContain(command);
+    }
+  });
+
+  it('prints the role table, as text and as JSON', async () => {
+    const text = await runCli(['roles']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(
+      /^permission\s+owner\s+admin\s+security\s+operator\s+developer\s+auditor\s+viewer\s+platform_admin$/m,
+    );
+    expect(text.stdout).toMatch(/^org:delete\s+x\s+-\s+-\s+-\s+-\s+-\s+-\s+x$/m);
+    const json = await runCli(['roles', '--json']);
+    const table = JSON.parse(json.stdout) as { roles: Record<string, string[]>; platform_admin: string[] };
+    expect(Object.keys(table.roles)).toEqual([
+      'owner',
+      'admin',
+      'security',
+      'operator',
+      'developer',
+      'auditor',
+      'viewer',
+    ]);
+    expect(table.roles.viewer).not.toContain('workflows:write');
+    expect(table.platform_admin).toContain('users:manage');
   });
 
   it('fails clearly on an unknown command or option', async () => {

@@ -5,6 +5,7 @@ import { StartupError } from '../server/startup-error.ts';
 import { registerConfigCheck } from './commands/config-check.ts';
 import { registerKeys } from './commands/keys.ts';
 import { registerMigrate } from './commands/migrate.ts';
+import { registerRoles } from './commands/roles.ts';
 import { registerSecrets } from './commands/secrets.ts';
 import { registerServe } from './commands/serve.ts';
 
@@ -21,6 +22,7 @@ export function buildProgram(
   registerMigrate(program, print);
   registerConfigCheck(program, print);
   registerKeys(program, print);
+  registerRoles(program, print);
   registerSecrets(program, print);
   return program;
 }
