@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto';
+import { type Algorithm, hash, parseOptions, verify } from '@node-rs/argon2';
+import { ZxcvbnFactory } from '@zxcvbn-ts/core';
+import { adjacencyGraphs, dictionary } from '@zxcvbn-ts/language-common';
+import { dictionary as englishDictionary, translations } from '@zxcvbn-ts/language-en';
+
+/** OWASP's argon2id parameters: 19 MiB of memory, 2 passes, 1 lane. */
+export const ARGON2_PARAMETERS = {
+  // Algorithm is a const enum in the package's typings; 2 is Argon2id.
+  algorithm: 2 as Algorithm,
+  memoryCost: 19_456,
+  timeCost: 2,
+  parallelism: 1,
+} as const;
+
+/** Shortest accepted password (NIST SP 800-63B). */
+export const MIN_PASSWORD_LENGTH = 8;
+/** Longest accepted password: far above the 64 NIST asks to allow, low enough to bound hashing work. */
+export const MAX_PASSWORD_LENGTH = 1024;
+/** Lowest zxcvbn score (0–4) accepted: 3 is "safely unguessable: moderate protection from offline attacks". */
+export const MIN_PASSWORD_SCORE = 3;
+
+/**
+ * Hashes a password with argon2id on the thread pool (never on the event loop). The password is
+ * used exactly as typed: no trimming, no case or Unicode folding.
+ */
+export function hashPassword(password: string): Promise<string> {
+  return hash(password, ARGON2_PARAMETERS);
+}
+
+/** True when `password` matches `encoded`; false for a wrong password or a malformed hash. */
+export async function verifyPassword(encoded: string, password: string): Promise<boolean> {
+  try {
+    return await verify(encoded, password);
+  } catch {
+    return false;
+  }
+}
+
+/** True when a stored hash was made with other parameters than today's (rehash it at the next login). */
+export function needsRehash(encoded: string): boolean {
+  try {
+    const options = parseOptions(encoded);
+    return (
+      options.algorithm !== ARGON2_PARAMETERS.algorithm ||
+      options.memoryCost !== ARGON2_PARAMETERS.memoryCost ||
+      options.timeCost !== ARGON2_PARAMETERS.timeCost ||
+      options.parallelism !== ARGON2_PARAMETERS.parallelism
+    );
+  } catch {
+    return true;
+  }
+}
+
+// A real hash of a random password, made once: verifying against it when an account does not
+// exist costs the same time as a real check, so the answer's timing reveals nothing.
+let dummy: Promise<string> | null = null;
+
+/** Spends the time of one password check without any account (login of an unknown e-mail). */
+export async function verifyDummy(password: string): Promise<false> {
+  dummy ??= hashPassword(randomBytes(32).toString('base64'));
+  await verifyPassword(await dummy, password);
+  return false;
+}
+
+/** Why a new password is refused. */
+export type PasswordProblem =
+  | { code: 'too_short'; message: string }
+  | { code: 'too_long'; message: string }
+  | { code: 'too_weak'; message: string; suggestions: string[] };
+
+// The common-password and English dictionaries plus keyboard patterns; built once.
+const strength = new ZxcvbnFactory({
+  dictionary: { ...dictionary, ...englishDictionary },
+  graphs: adjacencyGraphs,
+  translations,
+});
+
+/**
+ * Checks a new password: 8–1024 characters, and not common or guessable (zxcvbn score ≥ 3, with
+ * the user's own e-mail and name counted as known words). No composition rules. Null when fine.
+ */
+export function passwordProblem(password: string, userInputs: string[] = []): PasswordProblem | null {
+  const length = [...password].length;
+  if (length < MIN_PASSWORD_LENGTH) {
+    return { code: 'too_short', message: `Use at least ${MIN_PASSWORD_LENGTH} characters` };
+  }
+  if (length > MAX_PASSWORD_LENGTH) {
+    return { code: 'too_long', message: `Use at most ${MAX_PASSWORD_LENGTH} characters` };
+  }
+  const inputs = userInputs
+    .flatMap((input) => [input, ...input.split(/[@.\s_+-]+/)])
+    .map((part) => part.toLowerCase())
+    .filter((part) => part.length >= 4);
+  const lowered = password.toLowerCase();
+  const own = inputs.find((part) => lowered.includes(part));
+  if (own !== undefined) {
+    return {
+      code: 'too_weak',
+      message: 'Do not build the password from your own e-mail address or name',
+      suggestions: ['Use a few unrelated words'],
+    };
+  }
+  const result = strength.check(password, inputs);
+  if (result.score >= MIN_PASSWORD_SCORE) return null;
+  return {
+    code: 'too_weak',
+    message: result.feedback.warning || 'This password is too easy to guess',
+    suggestions: result.feedback.suggestions,
+  };
+}
