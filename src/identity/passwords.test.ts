@@ -34,7 +34,7 @@ describe('password hashing', () => {
   });
 
   it('accepts long passwords up to the limit and compares them whole', async () => {
-    const long = 'x'.repeat(MAX_PASSWORD_LENGTH - 1) + 'y';
+    const long = `${'x'.repeat(MAX_PASSWORD_LENGTH - 1)}y`;
     const stored = await hashPassword(long);
     expect(await verifyPassword(stored, long)).toBe(true);
     expect(await verifyPassword(stored, `${'x'.repeat(MAX_PASSWORD_LENGTH - 1)}z`)).toBe(false);
