@@ -97,8 +97,8 @@ describe('production guards on proxies', () => {
       TRUSTED_PROXIES: '10.0.0.0/8,0.0.0.0/0,::/0',
     });
     expect(found).toEqual([
-      'server.trustedProxies: "0.0.0.0/0" trusts every address: any client could spoof its IP',
-      'server.trustedProxies: "::/0" trusts every address: any client could spoof its IP',
+      'server.trustedProxies: "0.0.0.0/0" trusts every address, so any client could spoof its IP',
+      'server.trustedProxies: "::/0" trusts every address, so any client could spoof its IP',
     ]);
   });
 });

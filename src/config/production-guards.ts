@@ -92,7 +92,7 @@ export function productionProblems(config: BastionConfig): ConfigProblem[] {
     add(
       'server.trustedProxies',
       'TRUSTED_PROXIES',
-      `"${entry}" trusts every address: any client could spoof its IP`,
+      `"${entry}" trusts every address, so any client could spoof its IP`,
     );
   }
 

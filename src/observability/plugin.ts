@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { urlPath } from '../core/url-path.ts';
 import type { HttpMetrics } from './http-metrics.ts';
 import '../server/fastify-types.ts';
 
@@ -47,7 +48,7 @@ export const observability = fp<ObservabilityOptions>(
         {
           method: request.method,
           route: route.url ?? null,
-          ...(recorder ? {} : { path: pathOf(request.url) }),
+          ...(recorder ? {} : { path: urlPath(request.url, MAX_LOGGED_PATH) }),
           status,
           ...(aborted ? { aborted: true } : {}),
           duration_ms: Math.round(elapsed * 100) / 100,
@@ -77,9 +78,3 @@ export const observability = fp<ObservabilityOptions>(
 const CLIENT_CLOSED_REQUEST = 499;
 /** Longest path written to the access log (paths of unmatched routes are attacker-chosen). */
 const MAX_LOGGED_PATH = 256;
-
-function pathOf(url: string): string {
-  const end = url.indexOf('?');
-  const path = end === -1 ? url : url.slice(0, end);
-  return path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}…` : path;
-}

@@ -3,6 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BastionError, type ErrorDefinition, HttpErrors } from '../core/errors.ts';
+import { urlPath } from '../core/url-path.ts';
 
 /** The JSON body of every error response. */
 export interface ErrorBody {
@@ -139,11 +140,7 @@ export function clientErrorHandler(this: FastifyInstance, error: ConnectionError
   socket.destroy(error);
 }
 
+/** The path echoed in a 404 message: bounded, printable, without the query. */
 function routePath(request: FastifyRequest): string {
-  const url = request.url;
-  const end = url.indexOf('?');
-  const path = end === -1 ? url : url.slice(0, end);
-  // Echo a bounded, printable path only.
-  const printable = path.slice(0, 200).replace(/[^\x20-\x7e]/g, '?');
-  return path.length > 200 ? `${printable}…` : printable;
+  return urlPath(request.url, 200).replace(/[^\x20-\x7e…]/g, '?');
 }
