@@ -1,5 +1,5 @@
 /** How an environment variable's text becomes a config value. */
-export type EnvKind = 'string' | 'integer' | 'list' | 'listen';
+export type EnvKind = 'string' | 'integer' | 'boolean' | 'list' | 'listen';
 
 /** One environment variable: where it lands in the config, and what `.env.example` says. */
 export interface EnvVariable {
@@ -156,6 +156,27 @@ export const ENV_VARIABLES: readonly EnvVariable[] = [
     kind: 'integer',
     example: '1000',
     description: 'Shed load (503) when event-loop delay passes this',
+  },
+  {
+    name: 'BASTION_ACCESS_TOKEN_TTL_SECONDS',
+    path: 'identity.accessTokenTtlSeconds',
+    kind: 'integer',
+    example: '900',
+    description: 'Lifetime of an access token',
+  },
+  {
+    name: 'BASTION_LOCKOUT_MAX_FAILURES',
+    path: 'identity.lockout.maxFailures',
+    kind: 'integer',
+    example: '5',
+    description: 'Consecutive failed logins that lock an account (temporarily, progressively)',
+  },
+  {
+    name: 'BASTION_OUTBOUND_ALLOW_PRIVATE',
+    path: 'outbound.allowPrivateNetworks',
+    kind: 'boolean',
+    example: 'false',
+    description: 'Let outbound calls (integration tests) reach loopback and private addresses',
   },
   {
     name: 'OTEL_EXPORTER_OTLP_ENDPOINT',

@@ -148,6 +148,12 @@ function parseEnv(variable: EnvVariable, raw: string, problems: ConfigProblem[])
       return raw;
     case 'integer':
       return /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : fail(`expected a whole number, got "${raw}"`);
+    case 'boolean': {
+      const value = raw.trim().toLowerCase();
+      if (value === 'true' || value === '1') return true;
+      if (value === 'false' || value === '0') return false;
+      return fail(`expected true or false, got "${raw}"`);
+    }
     case 'list':
       return raw
         .split(',')

@@ -163,6 +163,64 @@ const AlertChannels = Type.Object(
   },
 );
 
+const seconds = (fallback: number, description: string, minimum = 1) =>
+  Type.Integer({ minimum, default: fallback, description });
+
+const Identity = Type.Object(
+  {
+    issuer: Type.String({ minLength: 1, default: 'bastion', description: "Access tokens' iss claim" }),
+    audience: Type.String({ minLength: 1, default: 'bastion-api', description: "Access tokens' aud claim" }),
+    accessTokenTtlSeconds: seconds(900, 'Lifetime of an access token', 30),
+    sessionIdleTimeoutSeconds: seconds(7 * 86_400, 'A session unused (not refreshed) this long ends', 60),
+    sessionAbsoluteTimeoutSeconds: seconds(30 * 86_400, 'A session ends this long after login, whatever', 60),
+    signingKeyRotationDays: seconds(30, 'Age at which the access-token signing key is replaced'),
+    tokenCacheSize: Type.Integer({ minimum: 0, default: 10_000, description: 'Verified access tokens kept' }),
+    revocationRecheckMs: Type.Integer({
+      minimum: 0,
+      default: 5000,
+      description: 'How long a session found live is trusted before shared state is asked again',
+    }),
+    mfaTokenTtlSeconds: seconds(300, 'Time to enter the MFA code after the password'),
+    reauthWindowSeconds: seconds(
+      300,
+      'How recent a login must be to change MFA or e-mail without a password',
+    ),
+    lockout: Type.Object(
+      {
+        maxFailures: Type.Integer({ minimum: 1, default: 5, description: 'Consecutive failures that lock' }),
+        baseSeconds: seconds(60, 'First lock duration; doubles with each further lock'),
+        maxSeconds: seconds(900, 'Longest lock; a lock never lasts longer'),
+        failureWindowSeconds: seconds(3600, 'Failures older than this are forgotten'),
+        ipFailures: Type.Integer({
+          minimum: 1,
+          default: 100,
+          description: 'Failed logins per IP per window',
+        }),
+        ipWindowSeconds: seconds(3600, 'Window of the per-IP limit'),
+        accountIpFailures: Type.Integer({
+          minimum: 1,
+          default: 10,
+          description: 'Failed logins per account and IP per window',
+        }),
+        accountIpWindowSeconds: seconds(900, 'Window of the per-account-per-IP limit'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Outbound = Type.Object(
+  {
+    timeoutMs: Type.Integer({ minimum: 1, default: 5000, description: 'Timeout of outbound calls' }),
+    allowPrivateNetworks: Type.Boolean({
+      default: false,
+      description: 'Let outbound calls (integration tests) reach loopback and private addresses',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 /** The whole configuration; every option has a default, so `{}` is a valid file. */
 export const ConfigSchema = Type.Object(
   {
@@ -179,6 +237,8 @@ export const ConfigSchema = Type.Object(
     health: Health,
     loadShedding: LoadShedding,
     admin: Admin,
+    identity: Identity,
+    outbound: Outbound,
     tracing: Tracing,
     alertChannels: AlertChannels,
   },

@@ -1,13 +1,24 @@
 /** Who is making a request, once authenticated. */
 export interface Principal {
-  /** 'user' for people (token or console session), 'api_key' for machine callers. */
+  /** 'user' for people (access token), 'api_key' for machine callers. */
   readonly kind: 'user' | 'api_key';
   /** The user id, or the API key's id. */
   readonly id: string;
-  /** The organization the request acts in, when one applies. */
+  /** The organization an API key belongs to; null for users (they act in any organization they belong to). */
   readonly orgId: string | null;
-  /** Permissions granted (e.g. `workflows:write`). */
+  /** Permissions outside any organization (platform routes such as `/api/v1/admin/…`). */
   readonly permissions: ReadonlySet<string>;
+  /** The login session behind an access token; null for API keys. */
+  readonly sessionId?: string | null;
+  /** The user behind the request: the user, or the API key's creator. */
+  readonly userId?: string | null;
+  /** True for the platform admin. */
+  readonly platformAdmin?: boolean;
+  /**
+   * Permissions in organization `orgId`, or null when the principal has no access to it (the route
+   * then answers 404, exactly as for an organization that does not exist).
+   */
+  permissionsIn?(orgId: string): Promise<ReadonlySet<string> | null>;
 }
 
 /**

@@ -28,11 +28,37 @@ export const SECRET_VALUE: EncryptedColumnSpec<'secret_versions'> = {
   keyColumns: ['name', 'version'],
 };
 
+/** Users' e-mail addresses (looked up by their blind index, `users.email_index`). */
+export const USER_EMAIL: EncryptedColumnSpec<'users'> = {
+  table: 'users',
+  column: 'email',
+  keyColumns: ['id'],
+};
+
+/** TOTP secrets. */
+export const TOTP_SECRET: EncryptedColumnSpec<'user_mfa'> = {
+  table: 'user_mfa',
+  column: 'totp_secret',
+  keyColumns: ['user_id'],
+};
+
+/** The private halves of access-token signing keys (JWK JSON). */
+export const SIGNING_PRIVATE_KEY: EncryptedColumnSpec<'signing_keys'> = {
+  table: 'signing_keys',
+  column: 'private_jwk',
+  keyColumns: ['id'],
+};
+
 /**
  * Every encrypted column in the database; the re-encryption job walks them after a rotation.
  * A capability that adds an encrypted column lists it here.
  */
-export const ENCRYPTED_COLUMNS: readonly ColumnLocation[] = [SECRET_VALUE];
+export const ENCRYPTED_COLUMNS: readonly ColumnLocation[] = [
+  SECRET_VALUE,
+  USER_EMAIL,
+  TOTP_SECRET,
+  SIGNING_PRIVATE_KEY,
+];
 
 /** An encrypted column bound to a cipher: seal values before writing, open them after reading. */
 export interface EncryptedColumn<Table extends keyof DatabaseSchema> {

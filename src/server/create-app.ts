@@ -1,3 +1,4 @@
+import swagger from '@fastify/swagger';
 import underPressure from '@fastify/under-pressure';
 import Fastify, {
   type FastifyBaseLogger,
@@ -10,6 +11,8 @@ import type { BastionConfig } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import { HttpErrors } from '../core/errors.ts';
 import type { Authenticator } from '../core/principal.ts';
+import { requestContext } from '../identity/audit-log.ts';
+import { registerIdentityRoutes } from '../identity/routes.ts';
 import { BUILD_INFO } from '../observability/build-info.ts';
 import { registerHealthRoutes } from '../observability/health-routes.ts';
 import { createLogger, type LogDestination } from '../observability/logger.ts';
@@ -17,12 +20,14 @@ import { registerMetricsRoute } from '../observability/metrics-route.ts';
 import { observability } from '../observability/plugin.ts';
 import { requestIdFrom } from '../observability/request-id.ts';
 import { migrationStatus } from '../storage/migrator.ts';
+import { registerAdminRoutes } from './admin-routes.ts';
 import {
   clientErrorHandler,
   errorBody,
   frameworkErrorHandler,
   installErrorHandling,
 } from './error-handler.ts';
+import { registerReferenceApi } from './reference-api/index.ts';
 import { routeAuth } from './route-auth.ts';
 import { createServices, type Services } from './services.ts';
 
@@ -84,13 +89,33 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
     forceCloseConnections: 'idle',
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
+    // A body field the schema does not declare is refused (400), not silently dropped: no mass
+    // assignment, and the caller learns the field was not taken.
+    ajv: { customOptions: { removeAdditional: false } },
   });
   app.decorate('bastion', services);
   app.addHook('onClose', async () => services.close());
 
   try {
     installErrorHandling(app);
-    await app.register(routeAuth, { authenticate: options.authenticate });
+    const authenticate =
+      options.authenticate ??
+      ((request: FastifyRequest) =>
+        services.identity.authenticate(credentialsOf(request), () => requestContext(request)));
+    await app.register(routeAuth, { authenticate });
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: { title: 'Bastion API', version: BUILD_INFO.version },
+        components: {
+          securitySchemes: {
+            bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or bst_ API key' },
+            apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+          },
+        },
+        security: [{ bearer: [] }, { apiKey: [] }],
+      },
+    });
     await app.register(observability, { metrics: services.httpMetrics });
     // During a graceful shutdown, in-flight requests finish but new ones (on a kept-alive or
     // pipelined connection; new connections are refused) get a 503 and Connection: close.
@@ -125,6 +150,12 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
     if (config.metrics.enabled && config.metrics.listen === null) {
       registerMetricsRoute(app, services.registry, config.metrics.token);
     }
+    registerIdentityRoutes(app, services.identity);
+    registerAdminRoutes(app, services);
+    registerReferenceApi(app, services);
+    app.get('/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () =>
+      app.swagger(),
+    );
     await options.routes?.(app);
     await app.ready();
   } catch (error) {
@@ -132,6 +163,18 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
     throw error;
   }
   return app;
+}
+
+const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
+
+/** The credentials a request presents: `Authorization: Bearer …` and/or `X-API-Key`. */
+function credentialsOf(request: FastifyRequest): { bearer: string | null; apiKey: string | null } {
+  const authorization = request.headers.authorization;
+  const apiKey = request.headers['x-api-key'];
+  return {
+    bearer: typeof authorization === 'string' ? (BEARER.exec(authorization)?.[1] ?? null) : null,
+    apiKey: typeof apiKey === 'string' && apiKey.length > 0 ? apiKey : null,
+  };
 }
 
 /** A separate, minimal listener that serves only `/metrics` (`BASTION_METRICS_LISTEN`). */

@@ -1,9 +1,14 @@
+import type {} from '@fastify/swagger';
 import type { Principal } from '../core/principal.ts';
 import type { RouteRecorder } from '../observability/http-metrics.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Required on every route: a permission such as `workflows:write`, or `'public'`. */
+    /**
+     * Required on every route: a permission such as `workflows:write`, `'authenticated'` (any
+     * signed-in caller) or `'public'`. On routes with an `:org` parameter the permission is checked
+     * against the caller's role in that organization.
+     */
     auth?: string;
     /** Set false to keep serving the route under load shedding (liveness, metrics). Default true. */
     loadShedding?: boolean;
@@ -13,6 +18,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated caller, or null. */
     principal: Principal | null;
+    /** The permissions the route was authorized with (in `:org` on tenant routes); null on public routes. */
+    granted: ReadonlySet<string> | null;
     /** Internal: the access line and metric observation were written. */
     bastionFinished: boolean;
     /** Internal: performance.now() when the request arrived. */

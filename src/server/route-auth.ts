@@ -6,6 +6,10 @@ import './fastify-types.ts';
 
 /** The value of `config.auth` for routes anyone may call. */
 export const PUBLIC = 'public';
+/** The value of `config.auth` for routes any signed-in caller may use (their own account). */
+export const AUTHENTICATED = 'authenticated';
+/** The path parameter that makes a route tenant-scoped. */
+export const ORG_PARAM = 'org';
 
 const PERMISSION_PATTERN = /^[a-z][a-z-]*:[a-z][a-z-]*$/;
 
@@ -24,8 +28,12 @@ export function routeAuthProblem(route: Pick<RouteOptions, 'method' | 'url' | 'c
   if (auth === undefined) {
     return `Route ${name} does not declare config.auth; set a permission (e.g. 'workflows:read') or 'public'`;
   }
-  if (auth !== PUBLIC && (typeof auth !== 'string' || !PERMISSION_PATTERN.test(auth))) {
-    return `Route ${name} has config.auth ${JSON.stringify(auth)}; expected 'public' or 'resource:action'`;
+  if (
+    auth !== PUBLIC &&
+    auth !== AUTHENTICATED &&
+    (typeof auth !== 'string' || !PERMISSION_PATTERN.test(auth))
+  ) {
+    return `Route ${name} has config.auth ${JSON.stringify(auth)}; expected 'public', 'authenticated' or 'resource:action'`;
   }
   return null;
 }
@@ -33,23 +41,37 @@ export function routeAuthProblem(route: Pick<RouteOptions, 'method' | 'url' | 'c
 /**
  * Enforces the route declaration rule at start-up (a route without `config.auth` is a
  * programming error) and, per request, authentication and the route's permission, as soon as the
- * headers are in. Public routes get no hook at all.
+ * headers are in. On tenant routes (an `:org` parameter) the permission is looked up in the
+ * caller's role in that organization, and a caller with no access gets 404, as for an organization
+ * that does not exist. Public routes get no hook at all.
  */
 export const routeAuth = fp<RouteAuthOptions>(
   async (app: FastifyInstance, options) => {
     const authenticate = options.authenticate ?? nobody;
     app.decorateRequest('principal', null);
+    app.decorateRequest('granted', null);
 
     app.addHook('onRoute', (route) => {
       const problem = routeAuthProblem(route);
       if (problem) throw new TypeError(problem);
       const permission = route.config?.auth as string;
       if (permission === PUBLIC) return;
+      const tenantScoped = route.url.split('/').includes(`:${ORG_PARAM}`);
       const check = async (request: FastifyRequest, _reply: FastifyReply) => {
         const principal = request.principal ?? (await authenticate(request));
         if (!principal) throw new BastionError(HttpErrors.unauthorized);
         request.principal = principal;
-        if (!principal.permissions.has(permission)) throw new BastionError(HttpErrors.forbidden);
+        let granted: ReadonlySet<string> | null = principal.permissions;
+        if (tenantScoped) {
+          const orgId = (request.params as Record<string, string | undefined>)[ORG_PARAM] ?? '';
+          granted = principal.permissionsIn ? await principal.permissionsIn(orgId) : null;
+          // Not a member: the organization might as well not exist.
+          if (!granted) throw new BastionError(HttpErrors.notFound);
+        }
+        request.granted = granted;
+        if (permission !== AUTHENTICATED && !granted.has(permission)) {
+          throw new BastionError(HttpErrors.forbidden);
+        }
       };
       // Before the body is read: an anonymous caller learns nothing about the route's schema or
       // limits (no 400/413/415 ahead of the 401), and costs no body parsing.

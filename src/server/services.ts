@@ -12,6 +12,7 @@ import { Pseudonymizer } from '../data-protection/pseudonymizer.ts';
 import { ReencryptionJob } from '../data-protection/reencryption.ts';
 import { registerSecretsMetrics } from '../data-protection/secrets-metrics.ts';
 import { SecretsVault } from '../data-protection/secrets-vault.ts';
+import { IdentityService } from '../identity/service.ts';
 import { BUILD_INFO } from '../observability/build-info.ts';
 import { DatabaseMetrics } from '../observability/database-metrics.ts';
 import { HealthService } from '../observability/health.ts';
@@ -26,6 +27,7 @@ import {
 import { HttpMetrics } from '../observability/http-metrics.ts';
 import { registerRuntimeMetrics } from '../observability/runtime-metrics.ts';
 import { registerSystemMetrics } from '../observability/system-metrics.ts';
+import { OutboundClient } from '../resilience/outbound-client.ts';
 import { type Database, openDatabase } from '../storage/database.ts';
 import { ensureInstallationId } from '../storage/instance-settings.ts';
 import { migrateUp, pendingMigrations } from '../storage/migrator.ts';
@@ -56,6 +58,10 @@ export interface Services {
   readonly vault: SecretsVault;
   /** Moves rows to the active field key after each rotation, in the background. */
   readonly reencryption: ReencryptionJob;
+  /** Users, sessions, tokens, MFA, API keys, roles and the audit trail. */
+  readonly identity: IdentityService;
+  /** The one outbound HTTP client (integration tests, later alert channels and the gateway). */
+  readonly outbound: OutboundClient;
   readonly startedAt: number;
   /** Closes the database and shared state (idempotent). */
   close(): Promise<void>;
@@ -108,12 +114,19 @@ export async function createServices(options: ServicesOptions): Promise<Services
   const eventLoop = new EventLoopDelayCheck(config.health);
   let keyring: Keyring | null = null;
   let reencryption: ReencryptionJob | null = null;
+  let identity: IdentityService | null = null;
+  const outbound = new OutboundClient({
+    timeoutMs: config.outbound.timeoutMs,
+    allowPrivateNetworks: config.outbound.allowPrivateNetworks,
+  });
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
     eventLoop.stop();
     await reencryption?.stop().catch(() => {});
+    await identity?.close().catch(() => {});
+    await outbound.close().catch(() => {});
     await keyring?.close().catch(() => {});
     await Promise.allSettled([database.close(), state.close()]);
   };
@@ -138,6 +151,17 @@ export async function createServices(options: ServicesOptions): Promise<Services
     health.add(migrationsCheck(database));
     reencryption = new ReencryptionJob({ db: database.db, cipher, keyring, logger, registry, state, clock });
     await reencryption.start();
+    identity = await IdentityService.open({
+      config,
+      db: database.db,
+      state,
+      keyring,
+      cipher,
+      masterKey,
+      clock,
+      logger,
+    });
+    await identity.bootstrapAdmin();
     return {
       config,
       logger,
@@ -154,6 +178,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
       pseudonymizer: new Pseudonymizer(keyring),
       vault,
       reencryption,
+      identity,
+      outbound,
       startedAt: clock.now(),
       close,
     };

@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import { instanceSettings } from './migrations/0001-instance-settings.ts';
 import { dataProtection } from './migrations/0002-data-protection.ts';
+import { identity } from './migrations/0003-identity.ts';
 
 /**
  * Every migration, in order. Names sort lexically and never change once released; the same
@@ -9,4 +10,5 @@ import { dataProtection } from './migrations/0002-data-protection.ts';
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-instance-settings': instanceSettings,
   '0002-data-protection': dataProtection,
+  '0003-identity': identity,
 };

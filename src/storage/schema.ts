@@ -40,10 +40,191 @@ export interface SecretVersionsTable {
   created_at: string;
 }
 
+/** A person who can log in. `email` is encrypted; `email_index` is its blind index. */
+export interface UsersTable {
+  id: string;
+  email: string;
+  email_index: string;
+  name: string | null;
+  password_hash: string;
+  /** 0 or 1. */
+  platform_admin: number;
+  /** 'active' or 'disabled'. */
+  status: string;
+  /** 0 or 1. */
+  mfa_enabled: number;
+  password_changed_at: string;
+  last_login_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A user's TOTP secret (encrypted); 'pending' until the first code confirms it. */
+export interface UserMfaTable {
+  user_id: string;
+  totp_secret: string;
+  state: string;
+  /** The last accepted TOTP time step; a code at or before it is refused. */
+  last_used_step: number | string | null;
+  created_at: string;
+  enabled_at: string | null;
+}
+
+/** One single-use backup code, stored as a keyed hash. */
+export interface MfaBackupCodesTable {
+  user_id: string;
+  code_hash: string;
+  used_at: string | null;
+}
+
+/** A login session: one refresh-token family. */
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  created_at: string;
+  last_seen_at: string;
+  /** Absolute end of the session. */
+  expires_at: string;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+  /** 1 when the login passed MFA. */
+  mfa: number;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+/** A refresh token (hashed); single-use: `used_at` is set when it is exchanged. */
+export interface RefreshTokensTable {
+  token_hash: string;
+  session_id: string;
+  created_at: string;
+  used_at: string | null;
+}
+
+/** An access-token signing key; the private half is field-encrypted. */
+export interface SigningKeysTable {
+  id: string;
+  algorithm: string;
+  public_jwk: string;
+  private_jwk: string;
+  /** 'active' (signs), 'published' (verifies only), 'retired'. */
+  state: string;
+  created_at: string;
+  retired_at: string | null;
+}
+
+/** A tenant. */
+export interface OrganizationsTable {
+  id: string;
+  name: string;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A user's role in an organization. */
+export interface MembershipsTable {
+  org_id: string;
+  user_id: string;
+  role: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** An organization's API key; only a hash of its secret is kept. */
+export interface ApiKeysTable {
+  id: string;
+  org_id: string;
+  name: string;
+  secret_hash: string;
+  /** JSON array of permission names. */
+  permissions: string;
+  created_by: string | null;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+/** A workflow; every change also writes a row to `workflow_versions`. */
+export interface WorkflowsTable {
+  id: string;
+  org_id: string;
+  name: string;
+  description: string | null;
+  /** JSON object. */
+  definition: string;
+  version: number;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One version of a workflow, as it was saved. */
+export interface WorkflowVersionsTable {
+  workflow_id: string;
+  version: number;
+  name: string;
+  description: string | null;
+  definition: string;
+  created_by: string | null;
+  created_at: string;
+}
+
+/** An outbound integration; its credentials live in the secrets vault under `secret_name`. */
+export interface IntegrationsTable {
+  id: string;
+  org_id: string;
+  name: string;
+  type: string;
+  url: string;
+  secret_name: string;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+  last_test_at: string | null;
+  last_test_status: string | null;
+}
+
+/** A durable record of an authentication event or a change. */
+export interface AuditEventsTable {
+  id: string;
+  org_id: string | null;
+  /** 'authentication', 'change' or 'security'. */
+  category: string;
+  action: string;
+  /** 'success' or 'failure'. */
+  outcome: string;
+  /** 'user', 'api_key', 'system' or 'anonymous'. */
+  actor_type: string;
+  actor_id: string | null;
+  target_type: string | null;
+  target_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  /** JSON object, PII-masked. */
+  details: string;
+  created_at: string;
+}
+
 /** The whole database. */
 export interface DatabaseSchema {
   instance_settings: InstanceSettingsTable;
   data_keys: DataKeysTable;
   secrets: SecretsTable;
   secret_versions: SecretVersionsTable;
+  users: UsersTable;
+  user_mfa: UserMfaTable;
+  mfa_backup_codes: MfaBackupCodesTable;
+  sessions: SessionsTable;
+  refresh_tokens: RefreshTokensTable;
+  signing_keys: SigningKeysTable;
+  organizations: OrganizationsTable;
+  memberships: MembershipsTable;
+  api_keys: ApiKeysTable;
+  workflows: WorkflowsTable;
+  workflow_versions: WorkflowVersionsTable;
+  integrations: IntegrationsTable;
+  audit_events: AuditEventsTable;
 }

@@ -97,6 +97,19 @@ export class RedisState implements SharedState {
     this.#client = client as ScriptedRedis;
   }
 
+  /**
+   * The command connection, for storage-layer helpers that speak Redis themselves (the
+   * rate limiters of `rate-limiters.ts`). Keys must carry {@link RedisState.keyPrefix}.
+   */
+  get client(): Redis {
+    return this.#client;
+  }
+
+  /** The namespace prepended to every key and channel. */
+  get keyPrefix(): string {
+    return this.#prefix;
+  }
+
   /** The most recent connection or protocol error from either connection; null when none yet. */
   get lastError(): Error | null {
     return this.#lastError;

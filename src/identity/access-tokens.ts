@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
+import type { Clock } from '../core/clock.ts';
+import { ACCESS_TOKEN_ALGORITHM, type SigningKeys } from './signing-keys.ts';
+
+/** The `typ` header of access tokens (RFC 9068). */
+export const ACCESS_TOKEN_TYPE = 'at+jwt';
+/** Header parameters that would let a token name its own key or extensions: refused outright. */
+const FORBIDDEN_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256', 'crit', 'b64'];
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+const MAX_TOKEN_LENGTH = 4096;
+const CLOCK_TOLERANCE_SECONDS = 5;
+
+/** What a verified access token says. */
+export interface AccessClaims {
+  /** User id. */
+  sub: string;
+  /** Session id. */
+  sid: string;
+  jti: string;
+  /** Expiry, epoch seconds. */
+  exp: number;
+}
+
+/** Options of {@link AccessTokens}. */
+export interface AccessTokensOptions {
+  keys: SigningKeys;
+  clock: Clock;
+  issuer: string;
+  audience: string;
+  ttlSeconds: number;
+  /** Verified tokens kept in memory (0 turns the cache off). */
+  cacheSize: number;
+}
+
+/**
+ * Issues and verifies access tokens: JWTs signed with EdDSA (Ed25519), `typ: at+jwt`, with
+ * `iss`, `aud`, `sub`, `sid`, `jti`, `iat` and `exp`. Verification accepts only EdDSA, only our own
+ * keys (looked up by `kid`), refuses any header that carries or points to a key, and caches each
+ * verified token until it expires, so the hot path is a map lookup. Revocation is checked by the
+ * caller per request ({@link SessionRevocations}), never cached here.
+ */
+export class AccessTokens {
+  readonly #options: AccessTokensOptions;
+  readonly #cache = new Map<string, AccessClaims>();
+
+  constructor(options: AccessTokensOptions) {
+    this.#options = options;
+  }
+
+  /** Signs a token for a session. */
+  async issue(userId: string, sessionId: string): Promise<{ token: string; expiresIn: number }> {
+    const { keys, clock, issuer, audience, ttlSeconds } = this.#options;
+    const now = Math.floor(clock.now() / 1000);
+    const active = keys.active;
+    const token = await new SignJWT({ sid: sessionId })
+      .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, typ: ACCESS_TOKEN_TYPE, kid: active.id })
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setSubject(userId)
+      .setJti(randomBytes(16).toString('base64url'))
+      .setIssuedAt(now)
+      .setExpirationTime(now + ttlSeconds)
+      .sign(active.privateKey);
+    return { token, expiresIn: ttlSeconds };
+  }
+
+  /** The token's claims when it is valid now, or null. Never throws for a bad token. */
+  async verify(token: string): Promise<AccessClaims | null> {
+    const nowSeconds = this.#options.clock.now() / 1000;
+    const cached = this.#cache.get(token);
+    if (cached !== undefined) {
+      if (cached.exp + CLOCK_TOLERANCE_SECONDS > nowSeconds) return cached;
+      this.#cache.delete(token);
+      return null;
+    }
+    const claims = await this.#verifyUncached(token);
+    if (claims && this.#options.cacheSize > 0) {
+      if (this.#cache.size >= this.#options.cacheSize) {
+        // Oldest first (insertion order): drop one.
+        const oldest = this.#cache.keys().next();
+        if (!oldest.done) this.#cache.delete(oldest.value);
+      }
+      this.#cache.set(token, claims);
+    }
+    return claims;
+  }
+
+  async #verifyUncached(token: string): Promise<AccessClaims | null> {
+    if (token.length > MAX_TOKEN_LENGTH || !JWT_SHAPE.test(token)) return null;
+    const { keys, clock, issuer, audience } = this.#options;
+    try {
+      const header = decodeProtectedHeader(token);
+      if (header.alg !== ACCESS_TOKEN_ALGORITHM || header.typ !== ACCESS_TOKEN_TYPE) return null;
+      if (FORBIDDEN_HEADERS.some((name) => name in header)) return null;
+      if (typeof header.kid !== 'string') return null;
+      const key = await keys.lookup(header.kid);
+      if (!key) return null;
+      const { payload } = await jwtVerify(token, key, {
+        algorithms: [ACCESS_TOKEN_ALGORITHM],
+        typ: ACCESS_TOKEN_TYPE,
+        issuer,
+        audience,
+        currentDate: new Date(clock.now()),
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp'],
+      });
+      const { sub, sid, jti, exp } = payload as Record<string, unknown>;
+      if (typeof sub !== 'string' || typeof sid !== 'string' || typeof jti !== 'string') return null;
+      if (typeof exp !== 'number') return null;
+      return { sub, sid, jti, exp };
+    } catch {
+      return null;
+    }
+  }
+}

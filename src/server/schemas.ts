@@ -1,0 +1,43 @@
+import Type, { type TSchema } from 'typebox';
+import { ID_PATTERN_SOURCE } from '../core/ids.ts';
+
+/**
+ * Schema pieces shared by the HTTP API (TypeBox → JSON Schema, validated by Fastify and published
+ * in `/openapi.json`). Request bodies are closed (`additionalProperties: false`): a field the
+ * caller may not set is refused with 400, never silently stored (no mass assignment).
+ */
+
+/** A record id. */
+export const Id = Type.String({ pattern: ID_PATTERN_SOURCE, description: 'Record id' });
+
+/** A closed object: unknown properties are refused. */
+export const Closed = <T extends Record<string, TSchema>>(properties: T, description?: string) =>
+  Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}) });
+
+/** `?limit=&cursor=` of every list. */
+export const ListQuery = Closed({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+});
+
+/** The parsed list query. */
+export interface ListQueryValue {
+  limit?: number;
+  cursor?: string;
+}
+
+/** `{items, next_cursor}` of `item`. */
+export const Page = (item: TSchema) =>
+  Type.Object({ items: Type.Array(item), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+
+/** The error body every failure answers with. */
+export const ErrorResponse = Type.Object(
+  { error: Type.String(), message: Type.String(), request_id: Type.String() },
+  { additionalProperties: true, description: 'Error' },
+);
+
+/** A short name (organizations, workflows, integrations, keys). */
+export const Name = Type.String({ minLength: 1, maxLength: 200 });
+
+/** Default page size when `limit` is absent. */
+export const DEFAULT_LIMIT = 50;
