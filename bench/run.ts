@@ -46,6 +46,12 @@ const STAGES: readonly Stage[] = [
   { letter: 'a', name: 'bare', file: 'servers/bare.ts', summary: 'bare Fastify route, no logger' },
   { letter: 'b', name: 'bastion', file: 'servers/bastion.ts', summary: "Bastion's full pipeline" },
   {
+    letter: 'e',
+    name: 'bastion-auth',
+    file: 'servers/bastion-auth.ts',
+    summary: "Bastion's full pipeline + EdDSA access token + revocation check + permission",
+  },
+  {
     letter: 'c',
     name: 'fastify-peers',
     file: 'servers/fastify-peers.ts',
@@ -197,6 +203,8 @@ interface RunningServer {
   child: ChildProcess;
   port: number;
   output: OutputTail;
+  /** Headers the server asked for with `HEADER <name> <value>` lines (e.g. its own access token). */
+  headers: Record<string, string>;
 }
 
 /** Keeps the last few KB a server printed, to explain a failure without flooding the terminal. */
@@ -238,7 +246,13 @@ function startServer(stage: Stage, env: NodeJS.ProcessEnv): Promise<RunningServe
     );
     // The reader keeps draining stdout after READY so a chatty server can never block on a full pipe.
     const lines = createInterface({ input: child.stdout! });
+    const headers: Record<string, string> = {};
     lines.on('line', (line) => {
+      const header = /^HEADER ([a-z-]+) (.+)$/.exec(line.trim());
+      if (header && !settled) {
+        headers[header[1]!] = header[2]!;
+        return;
+      }
       const match = /^READY (\d+)$/.exec(line.trim());
       if (!match || settled) {
         output.push(`${line}\n`);
@@ -246,7 +260,7 @@ function startServer(stage: Stage, env: NodeJS.ProcessEnv): Promise<RunningServe
       }
       settled = true;
       clearTimeout(timer);
-      resolve({ child, port: Number(match[1]), output });
+      resolve({ child, port: Number(match[1]), output, headers });
     });
     child.once('error', (error) => fail(`could not spawn: ${error.message}`));
     // 'close' rather than 'exit': it fires after stderr is drained, so the tail holds the crash reason.
@@ -568,7 +582,8 @@ async function main(): Promise<number> {
     .setIssuedAt()
     .setExpirationTime('24h')
     .sign(secret);
-  // Every stage receives byte-identical requests, including the ones that ignore these headers.
+  // Every stage receives byte-identical requests, including the ones that ignore these headers;
+  // only (e) replaces Authorization with an access token of its own (see its HEADER line).
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   if (options.origin !== '') headers.origin = options.origin;
   const env: NodeJS.ProcessEnv = { ...process.env, [JWT_SECRET_ENV]: secret.toString('base64url') };
@@ -613,7 +628,7 @@ async function main(): Promise<number> {
       }
       try {
         try {
-          await verify(`http://127.0.0.1:${server.port}${ROUTE_PATH}`, headers);
+          await verify(`http://127.0.0.1:${server.port}${ROUTE_PATH}`, { ...headers, ...server.headers });
         } catch (error) {
           console.error(`${label}: FAILED response check`);
           record.push({ ok: false, round, phase: 'verify', error: errorText(error) });
@@ -621,7 +636,8 @@ async function main(): Promise<number> {
           continue;
         }
         try {
-          const measurement = await measure(round, server.port, server.child.pid, headers, options);
+          const stageHeaders = { ...headers, ...server.headers };
+          const measurement = await measure(round, server.port, server.child.pid, stageHeaders, options);
           record.push(measurement);
           const warning = measurement.non2xx + measurement.errors + measurement.mismatches > 0 ? '  !!!' : '';
           console.error(

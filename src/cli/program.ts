@@ -8,6 +8,7 @@ import { registerMigrate } from './commands/migrate.ts';
 import { registerRoles } from './commands/roles.ts';
 import { registerSecrets } from './commands/secrets.ts';
 import { registerServe } from './commands/serve.ts';
+import { registerUsers } from './commands/users.ts';
 
 /** The `bastion` command tree. */
 export function buildProgram(
@@ -24,6 +25,7 @@ export function buildProgram(
   registerKeys(program, print);
   registerRoles(program, print);
   registerSecrets(program, print);
+  registerUsers(program, print);
   return program;
 }
 

@@ -23,7 +23,7 @@ import { PLATFORM_ADMIN_PERMISSIONS } from './permissions.ts';
 import { SessionRevocations } from './revocations.ts';
 import { SessionService } from './sessions.ts';
 import { SigningKeys } from './signing-keys.ts';
-import { checkNewPassword, UserStore, type UserView } from './users.ts';
+import { checkNewPassword, EMAIL_INDEX_NAME, UserStore, type UserView } from './users.ts';
 
 /** Tokens handed to a client after a complete login or a refresh. */
 export interface TokenPair {
@@ -93,7 +93,7 @@ export class IdentityService {
     const identity = config.identity;
     this.#options = options;
     this.signingKeys = signingKeys;
-    this.#emailIndex = new BlindIndex(keyring, 'users.email', normalizers.email);
+    this.#emailIndex = new BlindIndex(keyring, EMAIL_INDEX_NAME, normalizers.email);
     this.audit = new AuditLog({
       db,
       clock,

@@ -30,6 +30,9 @@ export interface NewUser {
   platformAdmin?: boolean;
 }
 
+/** The name of the e-mail blind index (its key is derived from it). */
+export const EMAIL_INDEX_NAME = 'users.email';
+
 /** Largest accepted e-mail address (RFC 5321 path limit). */
 export const MAX_EMAIL_LENGTH = 254;
 const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+$/;

@@ -1,0 +1,63 @@
+/**
+ * Starts Bastion's whole pipeline (request id, logging, metrics, health, errors, load shedding,
+ * identity) around the bench route, configured as a developer would run it locally, for stages
+ * (b) and (e).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig } from '../../src/config/load-config.ts';
+import { createApp } from '../../src/server/create-app.ts';
+import { announceReady, exitOnSignal, portOf, ROUTE_PATH } from './shared.ts';
+
+/** Options of {@link runBastionServer}. */
+export interface BastionServerOptions {
+  /** The bench route's `config.auth`. */
+  auth: string;
+  /** Extra environment (e.g. the platform admin). */
+  env?: Record<string, string>;
+  /** Runs once the app is ready, before READY is announced. */
+  beforeReady?: (app: FastifyInstance) => Promise<void>;
+}
+
+/** Builds, listens and announces READY; cleans its temp data directory on exit. */
+export async function runBastionServer(options: BastionServerOptions): Promise<void> {
+  // A fresh data directory per process, so no state (keys, SQLite rows) leaks between rounds.
+  const dataDir = await mkdtemp(join(tmpdir(), 'bastion-bench-'));
+  const removeDataDir = (): Promise<void> => rm(dataDir, { recursive: true, force: true });
+  try {
+    // NODE_ENV=production would demand real secrets; development with an explicit master key and
+    // JSON logs is the closest configuration that starts with nothing but a temp directory.
+    const config = await loadConfig({
+      env: {
+        NODE_ENV: 'development',
+        DATABASE_URL: `sqlite:${join(dataDir, 'bench.db')}`,
+        LOG_LEVEL: 'info',
+        BASTION_MASTER_KEY: randomBytes(32).toString('base64'),
+        BASTION_LOG_FORMAT: 'json',
+        BASTION_DATA_DIR: dataDir,
+        ...options.env,
+      },
+    });
+    const app = await createApp({
+      config,
+      // Logging stays on (it is part of the cost being measured) but goes nowhere, like stages c and d.
+      logDestination: '/dev/null',
+      routes: (instance: FastifyInstance) => {
+        instance.get(ROUTE_PATH, { config: { auth: options.auth } }, async () => ({ hello: 'world' }));
+      },
+    });
+    await options.beforeReady?.(app);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    exitOnSignal(async () => {
+      await app.close();
+      await removeDataDir();
+    });
+    announceReady(portOf(app.server.address()));
+  } catch (error) {
+    await removeDataDir();
+    throw error;
+  }
+}
