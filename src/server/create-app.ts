@@ -1,5 +1,3 @@
-import swagger from '@fastify/swagger';
-import underPressure from '@fastify/under-pressure';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -9,34 +7,14 @@ import Fastify, {
 import type { Logger } from 'pino';
 import type { BastionConfig } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
-import { HttpErrors } from '../core/errors.ts';
 import type { Authenticator } from '../core/principal.ts';
-import { requestContext } from '../identity/audit-log.ts';
-import { registerIdentityRoutes } from '../identity/routes.ts';
-import { BUILD_INFO } from '../observability/build-info.ts';
-import { registerHealthRoutes } from '../observability/health-routes.ts';
 import { createLogger, type LogDestination } from '../observability/logger.ts';
 import { registerMetricsRoute } from '../observability/metrics-route.ts';
-import { observability } from '../observability/plugin.ts';
 import { requestIdFrom } from '../observability/request-id.ts';
-import { migrationStatus } from '../storage/migrator.ts';
-import { registerAdminRoutes } from './admin-routes.ts';
-import {
-  clientErrorHandler,
-  errorBody,
-  frameworkErrorHandler,
-  installErrorHandling,
-} from './error-handler.ts';
-import { registerReferenceApi } from './reference-api/index.ts';
+import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './error-handler.ts';
+import { bastion } from './plugin.ts';
 import { routeAuth } from './route-auth.ts';
 import { createServices, type Services } from './services.ts';
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** Bastion's services: database, shared state, metrics, health. */
-    bastion: Services;
-  }
-}
 
 /** Options for `createApp`. */
 export interface CreateAppOptions {
@@ -50,7 +28,7 @@ export interface CreateAppOptions {
   migrate?: boolean;
   /** PostgreSQL schema to use (tests). */
   databaseSchema?: string;
-  /** Finds the caller of non-public routes; default: nobody (401). */
+  /** Finds the caller of non-public routes; default: Bastion identity (access tokens, API keys). */
   authenticate?: Authenticator<FastifyRequest>;
   /** Adds application routes before the app is ready. */
   routes?: (app: FastifyInstance) => void | Promise<void>;
@@ -83,7 +61,7 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
     trustProxy: trusted.length > 0 ? trusted : false,
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
-    // Requests that arrive while draining are answered by the hook below instead, so that they
+    // Requests that arrive while draining are answered by Bastion's draining hook instead, so they
     // carry X-Request-ID and the error shape like every other response.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -93,69 +71,10 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
     // assignment, and the caller learns the field was not taken.
     ajv: { customOptions: { removeAdditional: false } },
   });
-  app.decorate('bastion', services);
   app.addHook('onClose', async () => services.close());
 
   try {
-    installErrorHandling(app);
-    const authenticate =
-      options.authenticate ??
-      ((request: FastifyRequest) =>
-        services.identity.authenticate(credentialsOf(request), () => requestContext(request)));
-    await app.register(routeAuth, { authenticate });
-    await app.register(swagger, {
-      openapi: {
-        openapi: '3.1.0',
-        info: { title: 'Bastion API', version: BUILD_INFO.version },
-        components: {
-          securitySchemes: {
-            bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or bst_ API key' },
-            apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-          },
-        },
-        security: [{ bearer: [] }, { apiKey: [] }],
-      },
-    });
-    await app.register(observability, { metrics: services.httpMetrics });
-    // During a graceful shutdown, in-flight requests finish but new ones (on a kept-alive or
-    // pipelined connection; new connections are refused) get a 503 and Connection: close.
-    let closing = false;
-    app.addHook('preClose', (done) => {
-      closing = true;
-      done();
-    });
-    app.addHook('onRequest', (request, reply, done) => {
-      if (!closing) return done();
-      reply.header('connection', 'close').code(503).send(errorBody(HttpErrors.unavailable, request.id));
-    });
-    if (config.loadShedding.enabled) {
-      const retryAfter = String(config.loadShedding.retryAfterSeconds);
-      await app.register(underPressure, {
-        maxEventLoopDelay: config.loadShedding.maxEventLoopDelayMs,
-        sampleInterval: config.loadShedding.sampleIntervalMs,
-        retryAfter: config.loadShedding.retryAfterSeconds,
-        pressureHandler: (request, reply, type, value) => {
-          if (request.routeOptions.config.loadShedding === false) return undefined;
-          request.log.warn({ event: 'load_shed', type, value }, 'shedding load');
-          // Fastify skips the rest of the request once the reply is sent.
-          reply
-            .code(503)
-            .header('retry-after', retryAfter)
-            .send(errorBody(HttpErrors.overloaded, request.id));
-          return undefined;
-        },
-      });
-    }
-    registerHealthRoutes(app, services.health, () => detailedFacts(services), BUILD_INFO);
-    if (config.metrics.enabled && config.metrics.listen === null) {
-      registerMetricsRoute(app, services.registry, config.metrics.token);
-    }
-    registerIdentityRoutes(app, services.identity);
-    registerAdminRoutes(app, services);
-    registerReferenceApi(app, services);
-    app.get('/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () =>
-      app.swagger(),
-    );
+    await app.register(bastion, { services, authenticate: options.authenticate });
     await options.routes?.(app);
     await app.ready();
   } catch (error) {
@@ -163,18 +82,6 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
     throw error;
   }
   return app;
-}
-
-const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
-
-/** The credentials a request presents: `Authorization: Bearer …` and/or `X-API-Key`. */
-function credentialsOf(request: FastifyRequest): { bearer: string | null; apiKey: string | null } {
-  const authorization = request.headers.authorization;
-  const apiKey = request.headers['x-api-key'];
-  return {
-    bearer: typeof authorization === 'string' ? (BEARER.exec(authorization)?.[1] ?? null) : null,
-    apiKey: typeof apiKey === 'string' && apiKey.length > 0 ? apiKey : null,
-  };
 }
 
 /** A separate, minimal listener that serves only `/metrics` (`BASTION_METRICS_LISTEN`). */
@@ -195,25 +102,4 @@ export async function createMetricsApp(services: Services): Promise<FastifyInsta
   registerMetricsRoute(app, services.registry, services.config.metrics.token);
   await app.ready();
   return app;
-}
-
-async function detailedFacts(services: Services): Promise<Record<string, unknown>> {
-  const [migrations, secrets] = await Promise.all([
-    migrationStatus(services.database).catch(() => null),
-    services.vault.summary().catch(() => null),
-  ]);
-  return {
-    releaseId: BUILD_INFO.version,
-    installation_id: services.installationId,
-    uptime_seconds: Math.round((services.clock.now() - services.startedAt) / 1000),
-    database: { system: services.database.kind },
-    shared_state: { backend: services.state.kind, policy: services.config.sharedStatePolicy },
-    circuit_breakers: {},
-    secrets: secrets ?? 'unavailable',
-    migrations:
-      migrations?.map((migration) => ({
-        name: migration.name,
-        applied_at: migration.executedAt?.toISOString() ?? null,
-      })) ?? 'unavailable',
-  };
 }

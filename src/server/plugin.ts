@@ -1,0 +1,183 @@
+import swagger from '@fastify/swagger';
+import underPressure from '@fastify/under-pressure';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Logger } from 'pino';
+import { loadConfig } from '../config/load-config.ts';
+import type { BastionConfig } from '../config/schema.ts';
+import type { Clock } from '../core/clock.ts';
+import { HttpErrors } from '../core/errors.ts';
+import type { Authenticator } from '../core/principal.ts';
+import { requestContext } from '../identity/audit-log.ts';
+import { registerIdentityRoutes } from '../identity/routes.ts';
+import { BUILD_INFO } from '../observability/build-info.ts';
+import { registerHealthRoutes } from '../observability/health-routes.ts';
+import { createLogger } from '../observability/logger.ts';
+import { registerMetricsRoute } from '../observability/metrics-route.ts';
+import { observability } from '../observability/plugin.ts';
+import { migrationStatus } from '../storage/migrator.ts';
+import { registerAdminRoutes } from './admin-routes.ts';
+import { errorBody, installErrorHandling } from './error-handler.ts';
+import { registerReferenceApi } from './reference-api/index.ts';
+import { routeAuth } from './route-auth.ts';
+import { createServices, type Services } from './services.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Bastion's services: database, shared state, identity, metrics, health. */
+    bastion: Services;
+  }
+}
+
+/** Options of the {@link bastion} plugin. */
+export interface BastionPluginOptions {
+  /** The configuration; default: loaded from the environment and `BASTION_CONFIG`. */
+  config?: BastionConfig;
+  /** Ready services to use (they are then not closed with the app); default: made from `config`. */
+  services?: Services;
+  /** Logger for Bastion's own services (the app's request logs stay on the app's logger). */
+  logger?: Logger;
+  clock?: Clock;
+  /** Apply pending migrations even in production. Default false. */
+  migrate?: boolean;
+  /** PostgreSQL schema to use (tests). */
+  databaseSchema?: string;
+  /** Finds the caller of non-public routes; default: Bastion identity (access tokens and API keys). */
+  authenticate?: Authenticator<FastifyRequest>;
+  /** Serve `/auth/*`, `/.well-known/jwks.json` and `/api/v1/admin/*`. Default true. */
+  identityRoutes?: boolean;
+  /** Serve the reference API (organizations, workflows, integrations…). Default true. */
+  referenceApi?: boolean;
+  /** Serve `/openapi.json` of every route with a schema. Default true. */
+  openapi?: boolean;
+}
+
+const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
+
+/** The credentials a request presents: `Authorization: Bearer …` and/or `X-API-Key`. */
+export function credentialsOf(request: FastifyRequest): { bearer: string | null; apiKey: string | null } {
+  const authorization = request.headers.authorization;
+  const apiKey = request.headers['x-api-key'];
+  return {
+    bearer: typeof authorization === 'string' ? (BEARER.exec(authorization)?.[1] ?? null) : null,
+    apiKey: typeof apiKey === 'string' && apiKey.length > 0 ? apiKey : null,
+  };
+}
+
+/**
+ * Bastion as a Fastify plugin (`app.register(bastion, options)`): storage and identity, the
+ * route declaration rule (every route sets `config.auth`), authentication and authorization,
+ * request ids, access logs, metrics, health, errors, load shedding and the identity routes,
+ * applied to every route registered after it. `createApp` is this plugin on a Fastify instance
+ * configured for it (request ids, logger, trusted proxies, limits).
+ */
+export const bastion = fp<BastionPluginOptions>(
+  async (app: FastifyInstance, options) => {
+    const config = options.config ?? options.services?.config ?? (await loadConfig());
+    const services =
+      options.services ??
+      (await createServices({
+        config,
+        logger: options.logger ?? createLogger(config),
+        clock: options.clock,
+        migrate: options.migrate,
+        databaseSchema: options.databaseSchema,
+      }));
+    app.decorate('bastion', services);
+    if (!options.services) app.addHook('onClose', async () => services.close());
+
+    installErrorHandling(app);
+    const authenticate =
+      options.authenticate ??
+      ((request: FastifyRequest) =>
+        services.identity.authenticate(credentialsOf(request), () => requestContext(request)));
+    await app.register(routeAuth, { authenticate });
+    if (options.openapi !== false) {
+      await app.register(swagger, {
+        openapi: {
+          openapi: '3.1.0',
+          info: { title: 'Bastion API', version: BUILD_INFO.version },
+          components: {
+            securitySchemes: {
+              bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or bst_ API key' },
+              apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+            },
+          },
+          security: [{ bearer: [] }, { apiKey: [] }],
+        },
+      });
+    }
+    await app.register(observability, { metrics: services.httpMetrics });
+    registerDraining(app);
+    if (config.loadShedding.enabled) await registerLoadShedding(app, config);
+
+    registerHealthRoutes(app, services.health, () => detailedFacts(services), BUILD_INFO);
+    if (config.metrics.enabled && config.metrics.listen === null) {
+      registerMetricsRoute(app, services.registry, config.metrics.token);
+    }
+    if (options.identityRoutes !== false) {
+      registerIdentityRoutes(app, services.identity);
+      registerAdminRoutes(app, services);
+    }
+    if (options.referenceApi !== false) registerReferenceApi(app, services);
+    if (options.openapi !== false) {
+      app.get('/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () =>
+        app.swagger(),
+      );
+    }
+  },
+  { name: 'bastion', fastify: '5.x' },
+);
+
+/**
+ * During a graceful shutdown, in-flight requests finish but new ones (on a kept-alive or
+ * pipelined connection; new connections are refused) get a 503 and Connection: close.
+ */
+function registerDraining(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!closing) return done();
+    reply.header('connection', 'close').code(503).send(errorBody(HttpErrors.unavailable, request.id));
+  });
+}
+
+async function registerLoadShedding(app: FastifyInstance, config: BastionConfig): Promise<void> {
+  const retryAfter = String(config.loadShedding.retryAfterSeconds);
+  await app.register(underPressure, {
+    maxEventLoopDelay: config.loadShedding.maxEventLoopDelayMs,
+    sampleInterval: config.loadShedding.sampleIntervalMs,
+    retryAfter: config.loadShedding.retryAfterSeconds,
+    pressureHandler: (request, reply, type, value) => {
+      if (request.routeOptions.config.loadShedding === false) return undefined;
+      request.log.warn({ event: 'load_shed', type, value }, 'shedding load');
+      // Fastify skips the rest of the request once the reply is sent.
+      reply.code(503).header('retry-after', retryAfter).send(errorBody(HttpErrors.overloaded, request.id));
+      return undefined;
+    },
+  });
+}
+
+async function detailedFacts(services: Services): Promise<Record<string, unknown>> {
+  const [migrations, secrets] = await Promise.all([
+    migrationStatus(services.database).catch(() => null),
+    services.vault.summary().catch(() => null),
+  ]);
+  return {
+    releaseId: BUILD_INFO.version,
+    installation_id: services.installationId,
+    uptime_seconds: Math.round((services.clock.now() - services.startedAt) / 1000),
+    database: { system: services.database.kind },
+    shared_state: { backend: services.state.kind, policy: services.config.sharedStatePolicy },
+    circuit_breakers: {},
+    secrets: secrets ?? 'unavailable',
+    migrations:
+      migrations?.map((migration) => ({
+        name: migration.name,
+        applied_at: migration.executedAt?.toISOString() ?? null,
+      })) ?? 'unavailable',
+  };
+}
