@@ -136,7 +136,7 @@ describe.each([
           credential: planted.credential,
           totpSecret: secret,
           apiKey,
-          apiKeySecret: apiKey.split('_')[2]!,
+          apiKeySecret: apiKey.slice('bst_'.length + 17),
           refreshToken: user.refresh_token,
           accessToken: user.access_token,
           signingKey: privateD,

@@ -72,7 +72,7 @@ describe('route declaration rule at start-up', () => {
   ])('rejects a non-string config.auth (%s)', async (_name, auth) => {
     await expectStartupRejected(
       (app) => app.get('/bad', { config: { auth: auth as unknown as string } }, noop),
-      /Route GET \/bad has config\.auth .*expected 'public' or 'resource:action'/,
+      /Route GET \/bad has config\.auth .*expected 'public', 'authenticated' or 'resource:action'/,
     );
   });
 

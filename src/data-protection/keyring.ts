@@ -4,6 +4,7 @@ import type { Clock } from '../core/clock.ts';
 import { BastionError } from '../core/errors.ts';
 import type { DatabaseSchema } from '../storage/schema.ts';
 import type { SharedState } from '../storage/state.ts';
+import { type Listener, listen } from '../storage/subscription.ts';
 import { KEY_BYTES, open, seal } from './aes-gcm.ts';
 import { DataProtectionErrors } from './errors.ts';
 import { deriveKey, KEY_LABELS } from './key-derivation.ts';
@@ -38,7 +39,6 @@ interface Loaded extends DataKeyInfo {
 export const KEYRING_CHANNEL = 'keyring:changed';
 const WRAP_VERSION = 'v1';
 /** How often a failed rotation-notice subscription is retried. */
-const SUBSCRIBE_RETRY_MS = 5000;
 
 function newKeyId(): string {
   return `dk${randomBytes(8).toString('hex')}`;
@@ -77,9 +77,8 @@ export class Keyring {
   readonly #state: SharedState | null;
   #keys = new Map<string, Loaded>();
   #active = new Map<KeyPurpose, Loaded>();
-  #unsubscribe: (() => Promise<void>) | null = null;
+  #listener: Listener | null = null;
   #reloading: Promise<void> | null = null;
-  #retry: NodeJS.Timeout | undefined;
   #closed = false;
 
   private constructor(
@@ -197,9 +196,8 @@ export class Keyring {
   /** Stops listening for changes. */
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#retry);
-    await this.#unsubscribe?.();
-    this.#unsubscribe = null;
+    await this.#listener?.close();
+    this.#listener = null;
   }
 
   /**
@@ -208,22 +206,11 @@ export class Keyring {
    */
   #listen(): void {
     if (!this.#state || this.#closed) return;
-    this.#state
-      .subscribe(KEYRING_CHANNEL, () => {
-        this.reload().catch(() => {
-          // The next lookup of an unknown id retries; a failed background reload changes nothing.
-        });
-      })
-      .then(
-        async (unsubscribe) => {
-          if (this.#closed) await unsubscribe();
-          else this.#unsubscribe = unsubscribe;
-        },
-        () => {
-          this.#retry = setTimeout(() => this.#listen(), SUBSCRIBE_RETRY_MS);
-          this.#retry.unref();
-        },
-      );
+    this.#listener = listen(this.#state, KEYRING_CHANNEL, () => {
+      this.reload().catch(() => {
+        // The next lookup of an unknown id retries; a failed background reload changes nothing.
+      });
+    });
   }
 
   async #announce(): Promise<void> {

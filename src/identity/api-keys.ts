@@ -3,6 +3,7 @@ import type { Clock } from '../core/clock.ts';
 import { BastionError, HttpErrors } from '../core/errors.ts';
 import type { ApiKeysTable, DatabaseSchema } from '../storage/schema.ts';
 import type { SharedState } from '../storage/state.ts';
+import { type Listener, listen } from '../storage/subscription.ts';
 import { apiKeySecretMatches, createApiKey, parseApiKey } from './api-key-token.ts';
 import { isPermission, type Permission } from './permissions.ts';
 
@@ -26,8 +27,19 @@ export interface ApiKeyView {
   revoked_at: string | null;
 }
 
+/** A presented key that exists but may not be used (wrong secret, revoked or expired). */
+export interface RejectedKey {
+  rejected: true;
+  id: string;
+  orgId: string;
+  reason: 'wrong_secret' | 'revoked' | 'expired';
+  /** True the first time in {@link LAST_USED_RESOLUTION_MS} for this key: record the event. */
+  firstInWindow: boolean;
+}
+
 /** A key that authenticated a request. */
 export interface AuthenticatedKey {
+  rejected?: false;
   id: string;
   orgId: string;
   createdBy: string | null;
@@ -62,7 +74,8 @@ export class ApiKeyService {
   readonly #state: SharedState;
   readonly #cache = new Map<string, { row: ApiKeysTable; at: number }>();
   readonly #lastUsedWritten = new Map<string, number>();
-  #unsubscribe: (() => Promise<void>) | null = null;
+  readonly #lastRejected = new Map<string, number>();
+  #listener: Listener | null = null;
 
   constructor(options: { db: Kysely<DatabaseSchema>; clock: Clock; state: SharedState }) {
     this.#db = options.db;
@@ -70,12 +83,15 @@ export class ApiKeyService {
     this.#state = options.state;
   }
 
-  async start(): Promise<void> {
-    this.#unsubscribe = await this.#state.subscribe(API_KEY_REVOKED_CHANNEL, (id) => this.#cache.delete(id));
+  /** Starts listening for revocations on other instances (retried in the background while state is down). */
+  start(): void {
+    this.#listener = listen(this.#state, API_KEY_REVOKED_CHANNEL, (id) => this.#cache.delete(id), {
+      onRecovered: () => this.#cache.clear(),
+    });
   }
 
   async close(): Promise<void> {
-    await this.#unsubscribe?.().catch(() => {});
+    await this.#listener?.close();
   }
 
   /**
@@ -123,18 +139,32 @@ export class ApiKeyService {
     return { key: view(row), token: made.token };
   }
 
-  /** An organization's keys, newest first (revoked ones included, marked). */
+  /**
+   * An organization's keys, newest first (revoked ones included, marked). The cursor is
+   * `<created_at>|<id>` of the last key of the previous page, so keys made in the same
+   * millisecond are neither skipped nor repeated.
+   */
   async list(orgId: string, options: { limit: number; cursor?: string | null }) {
     let query = this.#db.selectFrom('api_keys').selectAll().where('org_id', '=', orgId);
-    if (options.cursor) query = query.where('created_at', '<', options.cursor);
+    const [createdAt, id] = (options.cursor ?? '').split('|');
+    if (createdAt && id) {
+      query = query.where((eb) =>
+        eb.or([
+          eb('created_at', '<', createdAt),
+          eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)]),
+        ]),
+      );
+    }
     const rows = await query
       .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
       .limit(options.limit + 1)
       .execute();
     const page = rows.slice(0, options.limit);
+    const last = page[page.length - 1];
     return {
       items: page.map(view),
-      next_cursor: rows.length > options.limit ? page[page.length - 1]!.created_at : null,
+      next_cursor: rows.length > options.limit && last ? `${last.created_at}|${last.id}` : null,
     };
   }
 
@@ -159,8 +189,11 @@ export class ApiKeyService {
     return row ? view(row) : null;
   }
 
-  /** The key behind a presented token when it is valid now, or null. */
-  async authenticate(token: string): Promise<AuthenticatedKey | null> {
+  /**
+   * The key behind a presented token when it is valid now; a {@link RejectedKey} when the key
+   * exists but the secret is wrong or the key is revoked or expired; null when it is not a key.
+   */
+  async authenticate(token: string): Promise<AuthenticatedKey | RejectedKey | null> {
     const parsed = parseApiKey(token);
     if (!parsed) return null;
     const now = this.#clock.now();
@@ -177,9 +210,22 @@ export class ApiKeyService {
       this.#cache.set(parsed.publicId, entry);
     }
     const { row } = entry;
-    if (!apiKeySecretMatches(parsed.secret, row.secret_hash)) return null;
-    if (row.revoked_at !== null) return null;
-    if (row.expires_at !== null && Date.parse(row.expires_at) <= now) return null;
+    const reason = !apiKeySecretMatches(parsed.secret, row.secret_hash)
+      ? 'wrong_secret'
+      : row.revoked_at !== null
+        ? 'revoked'
+        : row.expires_at !== null && Date.parse(row.expires_at) <= now
+          ? 'expired'
+          : null;
+    if (reason !== null) {
+      const last = this.#lastRejected.get(row.id) ?? 0;
+      const firstInWindow = now - last >= LAST_USED_RESOLUTION_MS;
+      if (firstInWindow) {
+        if (this.#lastRejected.size > CACHE_MAX) this.#lastRejected.clear();
+        this.#lastRejected.set(row.id, now);
+      }
+      return { rejected: true, id: row.id, orgId: row.org_id, reason, firstInWindow };
+    }
     const written = this.#lastUsedWritten.get(row.id) ?? 0;
     const firstUseInWindow = now - written >= LAST_USED_RESOLUTION_MS;
     if (firstUseInWindow) {

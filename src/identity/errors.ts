@@ -66,7 +66,7 @@ export const IdentityErrors = {
   mfaInvalidCode: defineError(
     'BASTION_ERR_MFA_INVALID_CODE',
     400,
-    'invalid_mfa',
+    'invalid_code',
     'The MFA code is not valid',
   ),
   tokenServiceUnavailable: defineError(

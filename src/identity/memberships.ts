@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '../core/clock.ts';
 import type { DatabaseSchema } from '../storage/schema.ts';
 import type { SharedState } from '../storage/state.ts';
+import { type Listener, listen } from '../storage/subscription.ts';
 import {
   isRole,
   PERMISSIONS,
@@ -36,7 +37,7 @@ export class MembershipResolver {
   readonly #clock: Clock;
   readonly #ttlMs: number;
   readonly #cache = new Map<string, Cached>();
-  #unsubscribe: (() => Promise<void>) | null = null;
+  #listener: Listener | null = null;
 
   constructor(options: { db: Kysely<DatabaseSchema>; state: SharedState; clock: Clock; ttlMs?: number }) {
     this.#db = options.db;
@@ -45,12 +46,14 @@ export class MembershipResolver {
     this.#ttlMs = options.ttlMs ?? 10_000;
   }
 
-  async start(): Promise<void> {
-    this.#unsubscribe = await this.#state.subscribe(MEMBERSHIP_CHANNEL, () => this.#cache.clear());
+  /** Starts listening for changes on other instances (retried in the background while state is down). */
+  start(): void {
+    const clear = () => this.#cache.clear();
+    this.#listener = listen(this.#state, MEMBERSHIP_CHANNEL, clear, { onRecovered: clear });
   }
 
   async close(): Promise<void> {
-    await this.#unsubscribe?.().catch(() => {});
+    await this.#listener?.close();
   }
 
   /** Tells every instance that memberships of an organization changed. */

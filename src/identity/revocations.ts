@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.ts';
 import { BastionError } from '../core/errors.ts';
 import type { SharedState } from '../storage/state.ts';
+import { type Listener, listen } from '../storage/subscription.ts';
 import { IdentityErrors } from './errors.ts';
 
 /** Every instance hears of a revoked session on this channel. */
@@ -34,21 +35,28 @@ export class SessionRevocations {
   readonly #revoked = new Map<string, number>();
   /** Live session id → when it was last confirmed live in shared state. */
   readonly #checked = new Map<string, number>();
-  #unsubscribe: (() => Promise<void>) | null = null;
+  #listener: Listener | null = null;
 
   constructor(options: SessionRevocationsOptions) {
     this.#options = options;
   }
 
-  /** Starts listening for revocations from other instances. */
-  async start(): Promise<void> {
-    this.#unsubscribe = await this.#options.state.subscribe(SESSION_REVOKED_CHANNEL, (sessionId) => {
-      this.#remember(sessionId);
-    });
+  /**
+   * Starts listening for revocations from other instances. While the subscription is down,
+   * sessions are re-checked in shared state every `recheckMs` as always; once it is back, every
+   * session is re-checked at its next use, since revocations may have been missed meanwhile.
+   */
+  start(): void {
+    this.#listener = listen(
+      this.#options.state,
+      SESSION_REVOKED_CHANNEL,
+      (sessionId) => this.#remember(sessionId),
+      { onRecovered: () => this.#checked.clear() },
+    );
   }
 
   async close(): Promise<void> {
-    await this.#unsubscribe?.().catch(() => {});
+    await this.#listener?.close();
   }
 
   /** Marks a session revoked everywhere; its access tokens stop working on every instance. */

@@ -226,6 +226,10 @@ export function registerIdentityRoutes(app: FastifyInstance, identity: IdentityS
           body: Type.Optional(Closed({ password: Type.Optional(Password) })),
           response: { 200: Type.Object({ secret: Type.String(), otpauth_url: Type.String() }) },
         },
+        // The body is optional (a fresh login needs none), but Fastify validates an absent one too.
+        preValidation: async (request) => {
+          request.body ??= {};
+        },
       },
       async (request) => {
         const body = (request.body ?? {}) as { password?: string };

@@ -11,6 +11,7 @@ import { deriveKey } from '../data-protection/key-derivation.ts';
 import type { Keyring } from '../data-protection/keyring.ts';
 import type { DatabaseSchema, UsersTable } from '../storage/schema.ts';
 import type { SharedState } from '../storage/state.ts';
+import { type Listener, listen } from '../storage/subscription.ts';
 import { AccessTokens } from './access-tokens.ts';
 import { ApiKeyService } from './api-keys.ts';
 import { AuditLog, type RequestContext } from './audit-log.ts';
@@ -86,7 +87,7 @@ export class IdentityService {
   readonly #options: IdentityServiceOptions;
   readonly #emailIndex: BlindIndex;
   readonly #userCache = new Map<string, CachedUser>();
-  #unsubscribe: (() => Promise<void>) | null = null;
+  #listener: Listener | null = null;
 
   private constructor(options: IdentityServiceOptions, signingKeys: SigningKeys) {
     const { config, db, state, cipher, clock, logger, keyring, masterKey } = options;
@@ -150,12 +151,14 @@ export class IdentityService {
     });
     const service = new IdentityService(options, signingKeys);
     try {
-      await service.revocations.start();
-      await service.apiKeys.start();
-      await service.memberships.start();
-      service.#unsubscribe = await options.state.subscribe(USER_CHANNEL, (id) =>
-        service.#userCache.delete(id),
-      );
+      // Make the dummy hash now, so the first login of an unknown address costs no extra hash.
+      await verifyDummy('');
+      service.revocations.start();
+      service.apiKeys.start();
+      service.memberships.start();
+      service.#listener = listen(options.state, USER_CHANNEL, (id) => service.#userCache.delete(id), {
+        onRecovered: () => service.#userCache.clear(),
+      });
     } catch (error) {
       await service.close();
       throw error;
@@ -169,7 +172,7 @@ export class IdentityService {
       this.revocations.close(),
       this.apiKeys.close(),
       this.memberships.close(),
-      this.#unsubscribe?.(),
+      this.#listener?.close(),
     ]);
   }
 
@@ -239,7 +242,6 @@ export class IdentityService {
       await this.#loginFailed(accountKey, ip, user?.id ?? null, reason ?? 'unknown_user', address, context);
       throw new BastionError(IdentityErrors.invalidCredentials);
     }
-    await this.guard.recordSuccess(accountKey, ip);
     if (needsRehash(user.password_hash)) {
       await this.users.setPasswordHash(user.id, await hashPassword(secret), false);
     }
@@ -257,8 +259,11 @@ export class IdentityService {
         details: { mfa_required: true },
         context,
       });
+      // Failures are cleared only once the second factor passes too: a password step between
+      // guesses of the code must not reset the count.
       return { mfa_required: true, mfa_token: token };
     }
+    await this.guard.recordSuccess(accountKey, ip);
     return this.#startSession(user, false, 'password', context);
   }
 
@@ -271,15 +276,19 @@ export class IdentityService {
     if (!userId) throw invalid();
     const user = await this.users.get(userId);
     if (user?.status !== 'active') throw invalid();
-    const method = await this.mfa.verify(user.id, code);
+    const email = await this.users.email(user);
+    const accountKey = this.accountKey(email);
+    const ip = context.ip ?? 'unknown';
+    await this.guard.checkAllowed(accountKey, ip);
+    // A locked account takes no code, not even on an mfa_token issued before the lock.
+    const method = (await this.guard.isLocked(accountKey)) ? null : await this.mfa.verify(user.id, code);
     if (!method) {
       const attempts = await this.#options.state.increment(
         `mfa-attempts:${sha256(mfaToken)}`,
         this.#options.config.identity.mfaTokenTtlSeconds * 1000,
       );
       if (attempts.value >= MFA_MAX_ATTEMPTS) await this.#options.state.delete(key);
-      const email = await this.users.email(user);
-      await this.guard.recordFailure(this.accountKey(email), context.ip ?? 'unknown');
+      const outcome = await this.guard.recordFailure(accountKey, ip);
       await this.audit.record({
         category: 'authentication',
         action: 'auth.mfa_failed',
@@ -287,10 +296,12 @@ export class IdentityService {
         actor: { type: 'user', id: user.id },
         context,
       });
+      await this.#auditLock(outcome.lockedForSeconds, user.id, email, context);
       throw invalid();
     }
     // The token is single-use: of two requests racing with valid codes, one wins.
     if ((await this.#options.state.consume(key)) === null) throw invalid();
+    await this.guard.recordSuccess(accountKey, ip);
     return this.#startSession(user, true, method, context);
   }
 
@@ -505,6 +516,23 @@ export class IdentityService {
   async #authenticateKey(token: string, context: () => RequestContext): Promise<Principal | null> {
     const key = await this.apiKeys.authenticate(token);
     if (!key) return null;
+    if (key.rejected) {
+      // A known key id with a wrong secret, or a revoked or expired key: worth a security event
+      // (at most one per key and minute, so a flood cannot turn into a flood of writes).
+      if (key.firstInWindow) {
+        await this.audit.record({
+          category: 'security',
+          action: 'auth.api_key_rejected',
+          outcome: 'failure',
+          orgId: key.orgId,
+          actor: { type: 'anonymous', id: null },
+          target: { type: 'api_key', id: key.id },
+          details: { reason: key.reason },
+          context: context(),
+        });
+      }
+      return null;
+    }
     if (key.firstUseInWindow) {
       await this.audit.record({
         category: 'authentication',
@@ -580,16 +608,25 @@ export class IdentityService {
       details: { reason, email },
       context,
     });
-    if (outcome.lockedForSeconds !== null) {
-      await this.audit.record({
-        category: 'security',
-        action: 'auth.account_locked',
-        outcome: 'failure',
-        actor: userId ? { type: 'user', id: userId } : { type: 'anonymous', id: null },
-        details: { locked_for_seconds: outcome.lockedForSeconds, email },
-        context,
-      });
-    }
+    await this.#auditLock(outcome.lockedForSeconds, userId, email, context);
+  }
+
+  /** A lock is a security event, whichever step's failure (password, MFA code, re-auth) caused it. */
+  async #auditLock(
+    lockedForSeconds: number | null,
+    userId: string | null,
+    email: string,
+    context: RequestContext,
+  ): Promise<void> {
+    if (lockedForSeconds === null) return;
+    await this.audit.record({
+      category: 'security',
+      action: 'auth.account_locked',
+      outcome: 'failure',
+      actor: userId ? { type: 'user', id: userId } : { type: 'anonymous', id: null },
+      details: { locked_for_seconds: lockedForSeconds, email },
+      context,
+    });
   }
 
   /** The caller's user row after checking the password (and MFA code when MFA is on). */
@@ -600,12 +637,22 @@ export class IdentityService {
     context: RequestContext,
   ): Promise<UsersTable> {
     const user = await this.#ownUser(principal);
-    const passwordOk = typeof password === 'string' && (await verifyPassword(user.password_hash, password));
+    // The same brute-force limits as login: a stolen access token must not become a way to guess
+    // the password (or code) without limit.
+    const email = await this.users.email(user);
+    const accountKey = this.accountKey(email);
+    const ip = context.ip ?? 'unknown';
+    await this.guard.checkAllowed(accountKey, ip);
+    const locked = await this.guard.isLocked(accountKey);
+    const passwordOk =
+      !locked && typeof password === 'string' && (await verifyPassword(user.password_hash, password));
+    // The code is checked (and a valid one used up) only after the right password.
     const codeOk =
-      user.mfa_enabled !== 1 || (typeof code === 'string' && (await this.mfa.verify(user.id, code)) !== null);
+      passwordOk &&
+      (user.mfa_enabled !== 1 ||
+        (typeof code === 'string' && (await this.mfa.verify(user.id, code)) !== null));
     if (!passwordOk || !codeOk) {
-      const email = await this.users.email(user);
-      await this.guard.recordFailure(this.accountKey(email), context.ip ?? 'unknown');
+      const outcome = await this.guard.recordFailure(accountKey, ip);
       await this.audit.record({
         category: 'authentication',
         action: 'auth.reauthentication_failed',
@@ -613,6 +660,7 @@ export class IdentityService {
         actor: { type: 'user', id: user.id },
         context,
       });
+      await this.#auditLock(outcome.lockedForSeconds, user.id, email, context);
       throw new BastionError(IdentityErrors.reauthenticationRequired);
     }
     return user;

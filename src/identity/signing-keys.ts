@@ -7,6 +7,7 @@ import { encryptedColumn, SIGNING_PRIVATE_KEY } from '../data-protection/encrypt
 import type { FieldCipher } from '../data-protection/field-cipher.ts';
 import type { DatabaseSchema } from '../storage/schema.ts';
 import type { SharedState } from '../storage/state.ts';
+import { type Listener, listen } from '../storage/subscription.ts';
 
 /** The only algorithm access tokens are signed and verified with. */
 export const ACCESS_TOKEN_ALGORITHM = 'EdDSA';
@@ -57,7 +58,7 @@ export class SigningKeys {
   #jwks = '{"keys":[]}';
   #lastReload = 0;
   #timer: NodeJS.Timeout | null = null;
-  #unsubscribe: (() => Promise<void>) | null = null;
+  #listener: Listener | null = null;
 
   private constructor(options: SigningKeysOptions) {
     this.#options = options;
@@ -68,9 +69,10 @@ export class SigningKeys {
     const keys = new SigningKeys(options);
     await keys.#load();
     await keys.#rotateIfDue();
-    keys.#unsubscribe = await options.state.subscribe(SIGNING_KEYS_CHANNEL, () => {
+    const reload = () => {
       keys.#load().catch((error) => options.logger.error({ err: error }, 'cannot reload signing keys'));
-    });
+    };
+    keys.#listener = listen(options.state, SIGNING_KEYS_CHANNEL, reload, { onRecovered: reload });
     keys.#timer = setInterval(() => {
       keys
         .#rotateIfDue()
@@ -147,7 +149,7 @@ export class SigningKeys {
   /** Stops the rotation timer and the subscription. */
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
-    await this.#unsubscribe?.().catch(() => {});
+    await this.#listener?.close();
   }
 
   async #rotateIfDue(): Promise<void> {
