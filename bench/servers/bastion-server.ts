@@ -8,9 +8,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { loadConfig } from '../../src/config/load-config.ts';
-import { createApp } from '../../src/server/create-app.ts';
 import { announceReady, exitOnSignal, portOf, ROUTE_PATH } from './shared.ts';
+
+// Bastion is measured as users run it: the compiled build in dist/ (`npm run bench` builds it
+// first), not the sources through tsx, whose transform adds work to every closure it creates.
+const DIST = new URL('../../dist/', import.meta.url);
+const { loadConfig } = (await import(
+  new URL('config/load-config.js', DIST).href
+)) as typeof import('../../src/config/load-config.ts');
+const { createApp } = (await import(
+  new URL('server/create-app.js', DIST).href
+)) as typeof import('../../src/server/create-app.ts');
 
 /** Options of {@link runBastionServer}. */
 export interface BastionServerOptions {
