@@ -61,7 +61,9 @@ describe.each([
         await createUser(app, admin.access_token, planted.email, planted.password);
         const user = await login(app, planted.email, planted.password);
 
-        const setup = await call(app, user.access_token, 'POST', '/auth/mfa/totp/setup', {});
+        const setup = await call(app, user.access_token, 'POST', '/auth/mfa/totp/setup', {
+          password: planted.password,
+        });
         expect(setup.statusCode, setup.body).toBe(200);
         const secret = (setup.json() as { secret: string }).secret;
         const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret) });

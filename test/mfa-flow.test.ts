@@ -13,6 +13,9 @@ import {
   type Tokens,
 } from './support/identity.ts';
 
+/** An address the account's owner never logged in from. */
+const ATTACKER_IP = '203.0.113.66';
+
 const STEP_MS = 30_000;
 const NEW_PASSWORD = 'Copper-Willow-Sextant-884';
 
@@ -51,8 +54,15 @@ describe('MFA through HTTP', () => {
     clock.advance(STEP_MS);
   }
 
-  function post(url: string, payload: unknown, token?: string): Promise<LightMyRequestResponse> {
-    return call(t.app, token ?? null, 'POST', url, payload);
+  function post(url: string, payload: unknown, token?: string, ip?: string): Promise<LightMyRequestResponse> {
+    if (ip === undefined) return call(t.app, token ?? null, 'POST', url, payload);
+    return t.app.inject({
+      method: 'POST',
+      url,
+      payload: payload as Record<string, unknown>,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      remoteAddress: ip,
+    });
   }
 
   /** A fresh admin token (the manual clock runs past the access-token lifetime). */
@@ -69,7 +79,7 @@ describe('MFA through HTTP', () => {
   async function enrol(): Promise<Enrolled> {
     const { id, email } = await newUser();
     const tokens = await login(t.app, email, STRONG_PASSWORD);
-    const setup = await post('/auth/mfa/totp/setup', {}, tokens.access_token);
+    const setup = await post('/auth/mfa/totp/setup', { password: STRONG_PASSWORD }, tokens.access_token);
     expect(setup.statusCode).toBe(200);
     const { secret } = setup.json() as { secret: string };
     const enable = await post('/auth/mfa/totp/enable', { code: totp(secret) }, tokens.access_token);
@@ -84,8 +94,8 @@ describe('MFA through HTTP', () => {
     };
   }
 
-  async function passwordStep(email: string, password = STRONG_PASSWORD): Promise<string> {
-    const response = await post('/auth/login', { email, password });
+  async function passwordStep(email: string, password = STRONG_PASSWORD, ip?: string): Promise<string> {
+    const response = await post('/auth/login', { email, password }, undefined, ip);
     expect(response.statusCode).toBe(200);
     const body = response.json() as Record<string, unknown>;
     expect(Object.keys(body).sort()).toEqual(['mfa_required', 'mfa_token']);
@@ -93,8 +103,8 @@ describe('MFA through HTTP', () => {
     return body.mfa_token as string;
   }
 
-  function verify(mfaToken: string, code: string): Promise<LightMyRequestResponse> {
-    return post('/auth/mfa/verify', { mfa_token: mfaToken, code });
+  function verify(mfaToken: string, code: string, ip?: string): Promise<LightMyRequestResponse> {
+    return post('/auth/mfa/verify', { mfa_token: mfaToken, code }, undefined, ip);
   }
 
   async function me(token: string): Promise<number> {
@@ -108,7 +118,6 @@ describe('MFA through HTTP', () => {
         config.loadShedding.enabled = false;
         // Many deliberate failures from one test IP: only the per-account limits are under test here.
         config.identity.lockout.ipFailures = 10_000;
-        config.identity.reauthWindowSeconds = 300;
         config.identity.mfaTokenTtlSeconds = 300;
       },
     });
@@ -119,10 +128,9 @@ describe('MFA through HTTP', () => {
   });
 
   describe('set-up', () => {
-    it('needs a fresh login, or the password once the login is older than the window', async () => {
+    it('always needs the password, even right after login (a stolen token cannot enrol MFA)', async () => {
       const { email } = await newUser();
       const tokens = await login(t.app, email, STRONG_PASSWORD);
-      clock.advance(301_000);
       for (const body of [undefined, {}]) {
         const stale = await post('/auth/mfa/totp/setup', body, tokens.access_token);
         expect(stale.statusCode).toBe(403);
@@ -138,9 +146,9 @@ describe('MFA through HTTP', () => {
       expect(new URL(url).searchParams.get('secret')).toBe(secret);
       expect(ok.headers['cache-control']).toBe('no-store');
 
-      // A fresh login needs no password.
+      // Nor does a fresh login do without it.
       const fresh = await login(t.app, email, STRONG_PASSWORD);
-      expect((await post('/auth/mfa/totp/setup', undefined, fresh.access_token)).statusCode).toBe(200);
+      expect((await post('/auth/mfa/totp/setup', undefined, fresh.access_token)).statusCode).toBe(403);
     });
 
     it('needs a valid token, and refuses unknown fields', async () => {
@@ -154,7 +162,9 @@ describe('MFA through HTTP', () => {
     it('enable refuses a wrong code, then returns 10 backup codes once for the right one', async () => {
       const { email } = await newUser();
       const tokens = await login(t.app, email, STRONG_PASSWORD);
-      const { secret } = (await post('/auth/mfa/totp/setup', {}, tokens.access_token)).json() as {
+      const { secret } = (
+        await post('/auth/mfa/totp/setup', { password: STRONG_PASSWORD }, tokens.access_token)
+      ).json() as {
         secret: string;
       };
       const wrong = await post('/auth/mfa/totp/enable', { code: wrongCode(secret) }, tokens.access_token);
@@ -300,14 +310,21 @@ describe('MFA through HTTP', () => {
   describe('guessing codes is bounded by the account lock', () => {
     it('a correct password between guesses does not reset the failure count', async () => {
       const user = await enrol();
-      // Four wrong codes on each of two mfa_tokens, a fresh password step in between: without the
-      // fix the password step cleared the count, so the guessing never reached the lock.
-      for (let round = 0; round < 2; round++) {
-        const mfaToken = await passwordStep(user.email);
-        for (let i = 0; i < 4; i++)
-          expect((await verify(mfaToken, wrongCode(user.secret))).statusCode).toBe(401);
+      // The attacker knows the password and guesses codes from an address the owner never used.
+      // Every attempt counts (5 in a run lock the account): a password step, two wrong codes, a
+      // fresh password step, one more wrong code. Had the password step ended the run, the
+      // guessing would never reach the lock.
+      for (const wrong of [2, 1]) {
+        const mfaToken = await passwordStep(user.email, STRONG_PASSWORD, ATTACKER_IP);
+        for (let i = 0; i < wrong; i++)
+          expect((await verify(mfaToken, wrongCode(user.secret), ATTACKER_IP)).statusCode).toBe(401);
       }
-      const locked = await post('/auth/login', { email: user.email, password: STRONG_PASSWORD });
+      const locked = await post(
+        '/auth/login',
+        { email: user.email, password: STRONG_PASSWORD },
+        undefined,
+        ATTACKER_IP,
+      );
       expect(locked.statusCode).toBe(401);
       expect(locked.json().error).toBe('invalid_credentials');
       const events = await t.app.bastion.identity.audit.listForActor(user.id);
@@ -316,12 +333,19 @@ describe('MFA through HTTP', () => {
 
     it('mfa_tokens taken before the lock cannot keep guessing once the account is locked', async () => {
       const user = await enrol();
-      const tokens = [await passwordStep(user.email), await passwordStep(user.email)];
-      for (let i = 0; i < 5; i++) await verify(tokens[0]!, wrongCode(user.secret));
+      const tokens = [
+        await passwordStep(user.email, STRONG_PASSWORD, ATTACKER_IP),
+        await passwordStep(user.email, STRONG_PASSWORD, ATTACKER_IP),
+      ];
+      for (let i = 0; i < 5; i++) await verify(tokens[0]!, wrongCode(user.secret), ATTACKER_IP);
       // Locked now (for 60 s): even the right code on a spare token is refused.
-      const refused = await verify(tokens[1]!, totp(user.secret));
+      const refused = await verify(tokens[1]!, totp(user.secret), ATTACKER_IP);
       expect(refused.statusCode).toBe(401);
-      // Once the lock is over the owner gets in.
+      // The owner, from the address they logged in from before (a known device), is not locked out.
+      const owner = await verify(await passwordStep(user.email), totp(user.secret));
+      expect(owner.statusCode).toBe(200);
+      nextStep();
+      // Once the lock is over, anyone with both factors gets in again.
       clock.advance(61_000);
       const mfaToken = await passwordStep(user.email);
       expect((await verify(mfaToken, totp(user.secret))).statusCode).toBe(200);
@@ -446,7 +470,9 @@ describe('MFA through HTTP', () => {
       const { email } = await newUser();
       const mine = await login(t.app, email, STRONG_PASSWORD);
       const other = await login(t.app, email, STRONG_PASSWORD);
-      const { secret } = (await post('/auth/mfa/totp/setup', {}, mine.access_token)).json() as {
+      const { secret } = (
+        await post('/auth/mfa/totp/setup', { password: STRONG_PASSWORD }, mine.access_token)
+      ).json() as {
         secret: string;
       };
       expect(await me(other.access_token)).toBe(200);

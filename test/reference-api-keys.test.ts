@@ -95,13 +95,62 @@ describe('organization API keys', () => {
     expect((await makeKey(owner, orgA, { name: 'k', permissions: ['users:manage'] })).statusCode).toBe(403);
     expect((await makeKey(owner, orgA, { name: 'k', permissions: ['workflows:fly'] })).statusCode).toBe(400);
     expect((await makeKey(owner, orgA, { name: 'k', permissions: [] })).statusCode).toBe(400);
-    // A key that may manage keys can only hand out what it has.
+  });
+
+  it('an API key creates no API keys, not even narrower ones', async () => {
     const manager = await key(orgA, ['apikeys:manage', 'workflows:read']);
-    const widened = await makeKey(manager.token, orgA, { name: 'k', permissions: ['workflows:write'] });
-    expect(widened.statusCode).toBe(403);
-    expect(
-      (await makeKey(manager.token, orgA, { name: 'k', permissions: ['workflows:read'] })).statusCode,
-    ).toBe(201);
+    const count = async () =>
+      (await call(t.app, owner, 'GET', `${ORGS}/${orgA}/api-keys?limit=200`)).json().items.length as number;
+    const before = await count();
+    for (const permissions of [['workflows:read'], ['apikeys:manage'], ['workflows:write']]) {
+      const made = await makeKey(manager.token, orgA, { name: 'k', permissions });
+      expect(made.statusCode, permissions.join()).toBe(403);
+      expect(made.json()).toMatchObject({ error: 'forbidden', message: 'API keys are created by people' });
+    }
+    expect(await count()).toBe(before);
+    // The key still lists keys: apikeys:manage is not taken away, only creating and revoking.
+    expect((await call(t.app, manager.token, 'GET', `${ORGS}/${orgA}/api-keys`)).statusCode).toBe(200);
+  });
+
+  it('a key is revoked by its creator, or by someone who manages members; never by a key', async () => {
+    const revoke = (token: string, id: string) =>
+      call(t.app, token, 'DELETE', `${ORGS}/${orgA}/api-keys/${id}`);
+    const alive = async (token: string) =>
+      (await call(t.app, token, 'GET', `${ORGS}/${orgA}`)).statusCode === 200;
+    const ownersKey = await key(orgA, ['org:read', 'apikeys:manage']);
+    const devKey = (
+      await makeKey(developer, orgA, { name: 'd', permissions: ['org:read', 'apikeys:manage'] })
+    ).json();
+    const devOther = (await makeKey(developer, orgA, { name: 'd2', permissions: ['org:read'] })).json();
+    const devThird = (await makeKey(developer, orgA, { name: 'd3', permissions: ['org:read'] })).json();
+
+    // A developer (apikeys:manage, not members:manage) cannot revoke the owner's key.
+    const foreign = await revoke(developer, ownersKey.id);
+    expect(foreign.statusCode, foreign.body).toBe(403);
+    expect(await alive(ownersKey.token)).toBe(true);
+    // Keys revoke no key: not another one, not their creator's, not themselves.
+    for (const [caller, target] of [
+      [devKey.token, devOther.id],
+      [ownersKey.token, devOther.id],
+      [devKey.token, devKey.id],
+      [ownersKey.token, ownersKey.id],
+    ] as const) {
+      expect((await revoke(caller, target)).statusCode).toBe(403);
+    }
+    expect(await alive(devOther.token)).toBe(true);
+    expect(await alive(devKey.token)).toBe(true);
+    // A key of another organization is not found, for people and keys alike.
+    const other = await key(orgB, ['org:read']);
+    expect((await revoke(developer, other.id)).statusCode).toBe(404);
+    expect((await revoke(devKey.token, other.id)).statusCode).toBe(404);
+    expect((await call(t.app, other.token, 'GET', `${ORGS}/${orgB}`)).statusCode).toBe(200);
+    // Its creator revokes it; an owner (members:manage) revokes anyone's.
+    expect((await revoke(developer, devOther.id)).statusCode).toBe(204);
+    expect(await alive(devOther.token)).toBe(false);
+    expect((await revoke(owner, devThird.id)).statusCode).toBe(204);
+    expect(await alive(devThird.token)).toBe(false);
+    expect((await revoke(owner, devKey.id)).statusCode).toBe(204);
+    expect((await revoke(owner, ownersKey.id)).statusCode).toBe(204);
   });
 
   it('a revoked key answers 401; revoking another organization’s key is 404', async () => {

@@ -262,6 +262,66 @@ function crudSuite(name: string, options: TestAppOptions, skip = false): void {
       expect((await as('GET', `${ORGS}/${org}/workflows/${workflow.id}`)).json().version).toBe(1);
     });
 
+    it('answers 400/413, never 500, to deep, huge or prototype-poisoning JSON on every body route', async () => {
+      const workflow = (await as('POST', `${ORGS}/${org}/workflows`, { name: 'W', definition: {} })).json();
+      const integration = (
+        await as('POST', `${ORGS}/${org}/integrations`, {
+          name: 'I',
+          type: 'webhook',
+          url: 'https://x.test/',
+          credentials: {},
+        })
+      ).json();
+      // Each route with a valid body, whose first field the cases below replace.
+      const routes: Array<['POST' | 'PUT', string, Record<string, unknown>]> = [
+        ['POST', ORGS, { name: 'X' }],
+        ['PUT', `${ORGS}/${org}`, { name: 'X' }],
+        ['POST', `${ORGS}/${org}/members`, { email: 'member@crud.test', role: 'viewer' }],
+        ['PUT', `${ORGS}/${org}/members/${ownerId}`, { role: 'owner' }],
+        ['POST', `${ORGS}/${org}/workflows`, { name: 'X', definition: {} }],
+        ['PUT', `${ORGS}/${org}/workflows/${workflow.id}`, { name: 'X' }],
+        ['POST', `${ORGS}/${org}/integrations`, { name: 'X', type: 'webhook', url: 'https://x.test/' }],
+        ['PUT', `${ORGS}/${org}/integrations/${integration.id}`, { name: 'X' }],
+        ['POST', `${ORGS}/${org}/api-keys`, { name: 'X', permissions: ['org:read'] }],
+      ];
+      const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+      const deepObject = `${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}`;
+      const wide = `[${Array(200_000).fill('"x"').join(',')}]`;
+      const failures: string[] = [];
+      for (const [method, url, valid] of routes) {
+        const [first, ...rest] = Object.entries(valid);
+        const others = rest
+          .map(([name, value]) => `,${JSON.stringify(name)}:${JSON.stringify(value)}`)
+          .join('');
+        const field = (value: string) => `{${JSON.stringify(first![0])}:${value}${others}}`;
+        const bodies = {
+          'deep array body': deep,
+          'deep object body': deepObject,
+          'deep first field': field(deep),
+          'deep object first field': field(deepObject),
+          'wide first field': field(wide),
+          'deep unknown field': `${field(JSON.stringify(first![1])).slice(0, -1)},"zz":${deep}}`,
+          '__proto__ key': `${field(JSON.stringify(first![1])).slice(0, -1)},"__proto__":{"role":"owner"}}`,
+          'constructor.prototype': `${field(JSON.stringify(first![1])).slice(0, -1)},"constructor":{"prototype":{"a":1}}}`,
+        };
+        for (const [label, payload] of Object.entries(bodies)) {
+          const response = await t.app.inject({
+            method,
+            url,
+            headers: { authorization: `Bearer ${owner}`, 'content-type': 'application/json' },
+            payload,
+          });
+          if (![400, 413].includes(response.statusCode)) {
+            failures.push(
+              `${method} ${url} (${label}): ${response.statusCode} ${response.body.slice(0, 120)}`,
+            );
+          }
+        }
+      }
+      expect(failures).toEqual([]);
+      expect(t.logs.lines.filter((line) => line.level === 50)).toEqual([]);
+    });
+
     it('validates path parameters (ids) and integration URLs', async () => {
       // An organization id that cannot exist is simply not one the caller belongs to.
       expectStatus(await as('GET', `${ORGS}/not-an-id`), 404);

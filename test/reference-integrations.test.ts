@@ -13,6 +13,11 @@ const HEADER_SECRET = 'plant-header-42d8e0b6c1';
 const EXTRA_SECRET = 'plant-extra-9a7b5c3d1e';
 const PLANTED = [TOKEN, HEADER_SECRET, EXTRA_SECRET];
 
+/** `count` credential entries `k0…`, each a string of `length` characters. */
+function keys(count: number, length = 1): Array<[string, string]> {
+  return Array.from({ length: count }, (_, n) => [`k${n}`, 'v'.repeat(length)]);
+}
+
 interface Received {
   path: string;
   headers: IncomingHttpHeaders;
@@ -75,7 +80,7 @@ describe('integration credentials and the test call', () => {
       name: `Hook ${path}`,
       type: 'webhook',
       url: `${receiver.url}${path}`,
-      credentials: { token: TOKEN, headers: { 'X-Signature': HEADER_SECRET }, extra: { deep: EXTRA_SECRET } },
+      credentials: { token: TOKEN, headers: { 'X-Signature': HEADER_SECRET }, extra: EXTRA_SECRET },
     });
     expect(response.statusCode, response.body).toBe(201);
     return response.json() as { id: string };
@@ -181,6 +186,68 @@ describe('integration credentials and the test call', () => {
       });
       expect(response.statusCode, JSON.stringify(headers)).toBe(400);
     }
+  });
+
+  it('refuses deep, oversized, open-ended or prototype-poisoning credentials with 400/413, never 500', async () => {
+    const base = `${ORGS}/${org}/integrations`;
+    const existing = await as('POST', base, {
+      name: 'Kept',
+      type: 'webhook',
+      url: `${receiver.url}/ok`,
+      credentials: { token: 'kept' },
+    });
+    expect(existing.statusCode).toBe(201);
+    const one = `${base}/${existing.json().id}`;
+    const count = async () => (await as('GET', `${base}?limit=200`)).json().items.length as number;
+    const before = await count();
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const envelope = (credentials: string) =>
+      `{"name":"N","type":"webhook","url":"https://x.test/","credentials":${credentials}}`;
+    const cases: Array<[string, 'POST' | 'PUT', string, number]> = [
+      ['100k levels under a key', 'POST', envelope(`{"x":${deep}}`), 400],
+      ['100k levels under headers', 'POST', envelope(`{"headers":{"a":${deep}}}`), 400],
+      ['100k levels as the token', 'POST', envelope(`{"token":${deep}}`), 400],
+      ['100k levels as the credentials', 'POST', envelope(deep), 400],
+      ['100k levels on update', 'PUT', `{"credentials":{"x":${deep}}}`, 400],
+      ['a nested object', 'POST', envelope('{"extra":{"deep":"x"}}'), 400],
+      ['a nested object on update', 'PUT', '{"credentials":{"extra":{"deep":"x"}}}', 400],
+      ['an array', 'POST', envelope(`{"x":[${Array(100_000).fill('0').join(',')}]}`), 400],
+      ['a header that is an object', 'POST', envelope('{"headers":{"a":{"b":"c"}}}'), 400],
+      ['too many keys', 'POST', envelope(JSON.stringify(Object.fromEntries(keys(51)))), 400],
+      ['__proto__', 'POST', envelope('{"__proto__":{"token":"x"}}'), 400],
+      ['constructor.prototype', 'POST', envelope('{"constructor":{"prototype":{"token":"x"}}}'), 400],
+      ['headers.__proto__', 'POST', envelope('{"headers":{"__proto__":{"a":"b"}}}'), 400],
+      [
+        'more than 16 KiB',
+        'POST',
+        envelope(
+          JSON.stringify({ headers: { a: 'x'.repeat(8000), b: 'y'.repeat(8000), c: 'z'.repeat(8000) } }),
+        ),
+        413,
+      ],
+      [
+        'more than 16 KiB on update',
+        'PUT',
+        JSON.stringify({ credentials: Object.fromEntries(keys(40, 500)) }),
+        413,
+      ],
+    ];
+    for (const [label, method, payload, status] of cases) {
+      const response = await t.app.inject({
+        method,
+        url: method === 'POST' ? base : one,
+        headers: { authorization: `Bearer ${owner}`, 'content-type': 'application/json' },
+        payload,
+      });
+      expect(response.statusCode, `${label}: ${response.body.slice(0, 200)}`).toBe(status);
+      expect(response.json()).toMatchObject({ error: expect.any(String), request_id: expect.any(String) });
+    }
+    expect(await count()).toBe(before);
+    // Flat values of every allowed kind, up to the limits, are kept.
+    const flat = { token: 't', headers: { 'X-A': 'b' }, region: 'eu', port: 443, verify: true };
+    expect((await as('PUT', one, { credentials: flat })).statusCode).toBe(200);
+    expect((await as('PUT', one, { credentials: Object.fromEntries(keys(50)) })).statusCode).toBe(200);
+    expect(t.logs.lines.filter((line) => line.level === 50)).toEqual([]);
   });
 
   it('never shows a credential in any response, log line, or in clear in the database', async () => {

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROLES as ALL_ROLES, PERMISSIONS, ROLE_PERMISSIONS } from '../src/identity/permissions.ts';
+import { roleGrantProblem } from '../src/server/reference-api/role-grants.ts';
 import type { TestApp, TestAppOptions } from './support/app.ts';
 import { ADMIN, call, createUser, login, STRONG_PASSWORD, startIdentityApp } from './support/identity.ts';
 import { postgresAvailable, REDIS_URL_TEST, redisAvailable, uniqueName } from './support/services.ts';
@@ -116,6 +118,53 @@ function rbacSuite(name: string, options: TestAppOptions, skip = false): void {
       expect((await as('owner', 'GET', member(ids.owner))).statusCode).toBe(404);
     });
 
+    it('an API key manages no members, whatever its scope', async () => {
+      const created = await as('owner', 'POST', `${ORGS}/${org}/api-keys`, {
+        name: 'members',
+        permissions: ['members:manage', 'members:read'],
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      const key = created.json().token as string;
+      const before = (await as('owner', 'GET', `${ORGS}/${org}/members`)).json();
+      const add = await call(t.app, key, 'POST', `${ORGS}/${org}/members`, {
+        email: 'outsider@rbac.test',
+        role: 'admin',
+      });
+      expect(add.statusCode, add.body).toBe(403);
+      expect(add.json()).toMatchObject({ error: 'forbidden', message: expect.stringMatching(/people/) });
+      for (const role of ['viewer', 'developer', 'owner'] as const) {
+        const added = await call(t.app, key, 'POST', `${ORGS}/${org}/members`, {
+          email: 'outsider@rbac.test',
+          role,
+        });
+        expect(added.statusCode, role).toBe(403);
+      }
+      expect((await call(t.app, key, 'PUT', member(ids.viewer), { role: 'admin' })).statusCode).toBe(403);
+      expect((await call(t.app, key, 'PUT', member(ids.viewer), { role: 'viewer' })).statusCode).toBe(403);
+      expect((await call(t.app, key, 'DELETE', member(ids.viewer))).statusCode).toBe(403);
+      expect((await call(t.app, key, 'DELETE', member(ids.owner))).statusCode).toBe(403);
+      // Not a member: the same 404 as for anyone.
+      expect((await call(t.app, key, 'DELETE', member(ids.outsider))).statusCode).toBe(404);
+      expect((await as('owner', 'GET', `${ORGS}/${org}/members`)).json()).toEqual(before);
+      expect(await status('outsider', 'GET', `${ORGS}/${org}`)).toBe(404);
+    });
+
+    it('an admin neither demotes nor removes an owner, nor turns anyone into one', async () => {
+      for (const role of ['admin', 'viewer', 'owner'] as const) {
+        const response = await as('admin', 'PUT', member(ids.owner), { role });
+        expect(response.statusCode, role).toBe(403);
+      }
+      expect(await status('admin', 'DELETE', member(ids.owner))).toBe(403);
+      expect(await status('admin', 'PUT', member(ids.developer), { role: 'owner' })).toBe(403);
+      const roles = (await as('owner', 'GET', `${ORGS}/${org}/members`)).json().items;
+      const roleOf = (id: string) => roles.find((m: { user_id: string }) => m.user_id === id).role;
+      expect([roleOf(ids.owner), roleOf(ids.developer)]).toEqual(['owner', 'developer']);
+      // Every other role is within an admin's own permissions.
+      for (const role of ['admin', 'security', 'operator', 'auditor', 'viewer', 'developer'] as const) {
+        expect(await status('admin', 'PUT', member(ids.developer), { role }), role).toBe(200);
+      }
+    });
+
     it('the last owner can be neither demoted nor removed', async () => {
       const demote = await as('owner', 'PUT', member(ids.owner), { role: 'admin' });
       expect(demote.statusCode).toBe(409);
@@ -179,6 +228,41 @@ function rbacSuite(name: string, options: TestAppOptions, skip = false): void {
     });
   });
 }
+
+describe('who may deal in which role', () => {
+  const authority = (permissions: Iterable<string>, owner = false) => ({
+    permissions: new Set(permissions),
+    owner,
+  });
+
+  it('the platform admin and owners deal in every role; admins in every role but owner', () => {
+    for (const role of ALL_ROLES) {
+      expect(roleGrantProblem(authority(PERMISSIONS, true), role), role).toBeNull();
+      expect(roleGrantProblem(authority(ROLE_PERMISSIONS.owner, true), role), role).toBeNull();
+      const admin = roleGrantProblem(authority(ROLE_PERMISSIONS.admin), role);
+      if (role === 'owner') expect(admin).toMatch(/Only an owner/);
+      else expect(admin, role).toBeNull();
+    }
+  });
+
+  it('nobody hands out, takes away or removes a role holding a permission they lack', () => {
+    // A manager of members with a developer's permissions (no such role today; the rule holds anyway).
+    const manager = authority([...ROLE_PERMISSIONS.developer, 'members:manage']);
+    expect(roleGrantProblem(manager, 'viewer')).toBeNull();
+    expect(roleGrantProblem(manager, 'developer')).toBeNull();
+    expect(roleGrantProblem(manager, 'admin')).toMatch(
+      /^The role admin holds permissions you do not hold: .*org:update/,
+    );
+    expect(roleGrantProblem(manager, 'security')).toMatch(/audit:read/);
+    expect(roleGrantProblem(manager, 'auditor')).toMatch(/audit:read/);
+    expect(roleGrantProblem(manager, 'owner')).toMatch(/Only an owner/);
+    // The owner flag alone is not enough: the permissions must be there too.
+    expect(roleGrantProblem(authority(['members:manage'], true), 'viewer')).toMatch(/org:read/);
+    expect(roleGrantProblem(authority([]), 'viewer')).toMatch(/workflows:read/);
+    // A stored name that is not a role grants nothing, so anyone may move a member off it.
+    expect(roleGrantProblem(authority([]), 'legacy')).toBeNull();
+  });
+});
 
 rbacSuite('reference API roles on SQLite', {});
 rbacSuite(

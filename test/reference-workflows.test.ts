@@ -104,6 +104,54 @@ function versionSuite(name: string, options: TestAppOptions, skip = false): void
       expect(bad.statusCode).toBe(400);
     });
 
+    it('refuses deep, huge or prototype-poisoning definitions with 400/413, never 500', async () => {
+      const workflow = await create({ kept: true });
+      const deep = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+      const nested = (levels: number) => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
+      const cases: Array<[string, 'POST' | 'PUT', string, number]> = [
+        ['100k levels', 'POST', `{"name":"D","definition":{"x":${deep(100_000)}}}`, 400],
+        ['100k levels on update', 'PUT', `{"definition":{"x":${deep(100_000)}}}`, 400],
+        ['65 levels', 'POST', `{"name":"D","definition":${nested(65)}}`, 400],
+        ['100k levels as the name', 'POST', `{"name":${deep(100_000)},"definition":{}}`, 400],
+        ['100k levels as the description', 'PUT', `{"description":${deep(100_000)}}`, 400],
+        ['100k levels in an unknown field', 'POST', `{"name":"D","definition":{},"x":${deep(100_000)}}`, 400],
+        ['a definition that is an array', 'POST', `{"name":"D","definition":${deep(10)}}`, 400],
+        [
+          'an array larger than 256 KiB',
+          'POST',
+          `{"name":"D","definition":{"x":[${Array(300_000).fill('0').join(',')}]}}`,
+          413,
+        ],
+        ['a body larger than the body limit', 'PUT', `{"definition":{"x":"${'x'.repeat(1_100_000)}"}}`, 413],
+        ['__proto__', 'POST', '{"name":"D","definition":{"__proto__":{"admin":true}}}', 400],
+        ['nested __proto__', 'PUT', '{"definition":{"steps":[{"__proto__":{"admin":true}}]}}', 400],
+        [
+          'constructor.prototype',
+          'POST',
+          '{"name":"D","definition":{"constructor":{"prototype":{"a":1}}}}',
+          400,
+        ],
+      ];
+      for (const [label, method, payload, status] of cases) {
+        const response = await t.app.inject({
+          method,
+          url: method === 'POST' ? base : `${base}/${workflow.id}`,
+          headers: { authorization: `Bearer ${owner}`, 'content-type': 'application/json' },
+          payload,
+        });
+        expect(response.statusCode, `${label}: ${response.body.slice(0, 200)}`).toBe(status);
+      }
+      const current = (await call(t.app, owner, 'GET', `${base}/${workflow.id}`)).json();
+      expect(current).toMatchObject({ version: 1, definition: { kept: true } });
+      // 64 levels is the limit, and is kept as sent.
+      const deepest = await call(t.app, owner, 'PUT', `${base}/${workflow.id}`, {
+        definition: JSON.parse(nested(64)),
+      });
+      expect(deepest.statusCode, deepest.body).toBe(200);
+      expect(JSON.stringify(deepest.json().definition)).toBe(nested(64));
+      expect(t.logs.lines.filter((line) => line.level === 50)).toEqual([]);
+    });
+
     it('deleting a workflow deletes its versions', async () => {
       const workflow = await create({});
       await call(t.app, owner, 'PUT', `${base}/${workflow.id}`, { name: 'again' });

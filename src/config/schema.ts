@@ -181,10 +181,6 @@ const Identity = Type.Object(
       description: 'How long a session found live is trusted before shared state is asked again',
     }),
     mfaTokenTtlSeconds: seconds(300, 'Time to enter the MFA code after the password'),
-    reauthWindowSeconds: seconds(
-      300,
-      'How recent a login must be to change MFA or e-mail without a password',
-    ),
     lockout: Type.Object(
       {
         maxFailures: Type.Integer({ minimum: 1, default: 5, description: 'Consecutive failures that lock' }),

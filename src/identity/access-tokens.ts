@@ -48,10 +48,21 @@ export class AccessTokens {
     this.#options = options;
   }
 
-  /** Signs a token for a session. */
-  async issue(userId: string, sessionId: string): Promise<{ token: string; expiresIn: number }> {
-    const { keys, clock, issuer, audience, ttlSeconds } = this.#options;
+  /**
+   * Signs a token for a session. It expires after the configured lifetime, or when the session
+   * must end (`sessionEndsAt`, epoch ms), whichever comes first: no token outlives its session.
+   */
+  async issue(
+    userId: string,
+    sessionId: string,
+    sessionEndsAt: number = Number.POSITIVE_INFINITY,
+  ): Promise<{ token: string; expiresIn: number }> {
+    const { keys, clock, issuer, audience } = this.#options;
     const now = Math.floor(clock.now() / 1000);
+    const ttlSeconds = Math.max(
+      1,
+      Math.min(this.#options.ttlSeconds, Math.floor(sessionEndsAt / 1000) - now),
+    );
     const active = keys.active;
     const token = await new SignJWT({ sid: sessionId })
       .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, typ: ACCESS_TOKEN_TYPE, kid: active.id })

@@ -190,6 +190,26 @@ export class ApiKeyService {
   }
 
   /**
+   * Revokes every live key a user made, in every organization (the user was disabled or
+   * deleted: a key never outlives its maker's access). Returns the revoked ids.
+   */
+  async revokeCreatedBy(userId: string): Promise<string[]> {
+    const at = new Date(this.#clock.now()).toISOString();
+    const rows = await this.#db
+      .updateTable('api_keys')
+      .set({ revoked_at: at })
+      .where('created_by', '=', userId)
+      .where('revoked_at', 'is', null)
+      .returning('id')
+      .execute();
+    for (const { id } of rows) {
+      this.#cache.delete(id);
+      await this.#state.publish(API_KEY_REVOKED_CHANNEL, id).catch(() => {});
+    }
+    return rows.map((row) => row.id);
+  }
+
+  /**
    * The key behind a presented token when it is valid now; a {@link RejectedKey} when the key
    * exists but the secret is wrong or the key is revoked or expired; null when it is not a key.
    */

@@ -150,29 +150,21 @@ export class AuditLog {
   }
 
   /**
-   * An organization's events, newest first: its own (changes in it, its API keys' use) and the
-   * authentication and security events of its current members.
+   * A page of events, newest first: an organization's own (`orgId`: changes in it, its API keys'
+   * use), one user's (`actorId`: their logins, sessions, MFA), or every event (neither; the
+   * platform admin's view). A user's account-level events are never shown to an organization:
+   * membership does not entitle anyone to another person's login history.
    */
-  async listForOrganization(
-    orgId: string,
-    options: { limit: number; cursor?: string | null; action?: string | null },
-  ): Promise<{ items: AuditEvent[]; next_cursor: string | null }> {
-    let query = this.#db
-      .selectFrom('audit_events')
-      .selectAll()
-      .where((eb) =>
-        eb.or([
-          eb('org_id', '=', orgId),
-          eb.and([
-            eb('org_id', 'is', null),
-            eb(
-              'actor_id',
-              'in',
-              eb.selectFrom('memberships').select('user_id').where('memberships.org_id', '=', orgId),
-            ),
-          ]),
-        ]),
-      );
+  async list(options: {
+    orgId?: string;
+    actorId?: string;
+    limit: number;
+    cursor?: string | null;
+    action?: string | null;
+  }): Promise<{ items: AuditEvent[]; next_cursor: string | null }> {
+    let query = this.#db.selectFrom('audit_events').selectAll();
+    if (options.orgId !== undefined) query = query.where('org_id', '=', options.orgId);
+    if (options.actorId !== undefined) query = query.where('actor_id', '=', options.actorId);
     if (options.cursor) query = query.where('id', '<', options.cursor);
     if (options.action) query = query.where('action', '=', options.action);
     const rows = await query
@@ -186,15 +178,16 @@ export class AuditLog {
     };
   }
 
+  /** An organization's own events, newest first. */
+  listForOrganization(
+    orgId: string,
+    options: { limit: number; cursor?: string | null; action?: string | null },
+  ) {
+    return this.list({ ...options, orgId });
+  }
+
   /** A user's own events, newest first (for support and tests). */
   async listForActor(actorId: string, limit = 100): Promise<AuditEvent[]> {
-    const rows = await this.#db
-      .selectFrom('audit_events')
-      .selectAll()
-      .where('actor_id', '=', actorId)
-      .orderBy('id', 'desc')
-      .limit(limit)
-      .execute();
-    return rows.map(toEvent);
+    return (await this.list({ actorId, limit })).items;
   }
 }

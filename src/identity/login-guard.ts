@@ -8,6 +8,18 @@ import { IdentityErrors } from './errors.ts';
 
 type LockoutConfig = BastionConfig['identity']['lockout'];
 
+/** One attempt at a secret (password, MFA code, re-authentication), counted before it is checked. */
+export interface Attempt {
+  readonly accountKey: string;
+  readonly ip: string;
+  /** Refuse whatever the secret: the account is locked, or this attempt is past the failure budget. */
+  readonly refused: boolean;
+  /** Counted against the account's consecutive failures (not from a known IP, not while locked). */
+  readonly counted: boolean;
+  /** This attempt's place in the account's run of consecutive attempts (when counted). */
+  readonly number: number;
+}
+
 /** What a failed attempt led to. */
 export interface FailureOutcome {
   /** The account became locked by this failure, for this many seconds. */
@@ -17,17 +29,19 @@ export interface FailureOutcome {
 const LEVEL_MEMORY_MS = 24 * 3600_000;
 
 /**
- * Brute-force defence for login and MFA steps:
- * - per client IP: at most `ipFailures` failures per window (rate-limiter-flexible); over it,
- *   every attempt from that IP gets 429 until the window ends;
- * - per account and IP: at most `accountIpFailures` per window, so one address cannot keep
- *   guessing one account;
- * - per account: after `maxFailures` consecutive failures the account is locked for `baseSeconds`,
- *   doubling with each further lock within a day, never longer than `maxSeconds`. A lock is
- *   always temporary and bounded, so it can delay but never shut out the owner for good. A locked
- *   account answers exactly like a wrong password.
- * Accounts are keyed by the e-mail's blind index, so unknown addresses behave exactly like
- * known ones. Counters live in shared state (Redis with several instances).
+ * Brute-force defence for login, MFA and re-authentication. Every attempt is counted *before* the
+ * secret is checked, so a burst of parallel guesses is limited like a sequence of them:
+ * - per client IP: `ipFailures` attempts per window, and per account and IP `accountIpFailures`
+ *   (rate-limiter-flexible, memory or Redis); a successful attempt gives its point back. Over
+ *   either, 429 with Retry-After.
+ * - per account: after `maxFailures` consecutive failures the account is locked for
+ *   `baseSeconds`, doubling with each further lock within a day, never longer than `maxSeconds`.
+ *   While locked, attempts are refused and not counted, so a lock is never extended by the
+ *   attacker's own guesses. The lock does not apply to an IP the owner logged in from
+ *   successfully in the last 30 days (a known device; the per-account-and-IP limit still does):
+ *   an attacker elsewhere can delay, but never shut out, the owner.
+ * A refused attempt answers exactly like a wrong password. Accounts are keyed by the e-mail's blind
+ * index, so unknown addresses behave exactly like known ones.
  */
 export class LoginGuard {
   readonly #state: SharedState;
@@ -52,24 +66,66 @@ export class LoginGuard {
     });
   }
 
-  /** Throws 429 with Retry-After when this IP, or this IP on this account, has failed too often. */
-  async checkAllowed(accountKey: string, ip: string): Promise<void> {
-    const [byIp, byAccountIp] = await Promise.all([
-      this.#perIp.get(ip).catch(() => null),
-      this.#perAccountIp.get(`${accountKey}|${ip}`).catch(() => null),
+  /**
+   * Counts an attempt before its secret is checked. Throws 429 (with Retry-After) when the IP, or
+   * the account on this IP, has no attempts left.
+   */
+  async begin(accountKey: string, ip: string, options: { knownIp: boolean }): Promise<Attempt> {
+    await this.#take(this.#perIp, ip);
+    try {
+      await this.#take(this.#perAccountIp, `${accountKey}|${ip}`);
+    } catch (error) {
+      await this.#perIp.reward(ip, 1).catch(() => {});
+      throw error;
+    }
+    if (options.knownIp) return { accountKey, ip, refused: false, counted: false, number: 0 };
+    if (await this.isLocked(accountKey)) return { accountKey, ip, refused: true, counted: false, number: 0 };
+    try {
+      const run = await this.#state.increment(
+        `login-run:${accountKey}`,
+        this.#config.failureWindowSeconds * 1000,
+      );
+      return {
+        accountKey,
+        ip,
+        refused: run.value > this.#config.maxFailures,
+        counted: true,
+        number: run.value,
+      };
+    } catch (error) {
+      this.#logger.warn({ err: error }, 'cannot count a login attempt in shared state');
+      return { accountKey, ip, refused: false, counted: false, number: 0 };
+    }
+  }
+
+  /** The attempt succeeded: its points go back, and the account's run of failures ends. */
+  async succeeded(attempt: Attempt): Promise<void> {
+    await Promise.all([
+      this.#perIp.reward(attempt.ip, 1).catch(() => {}),
+      this.#perAccountIp.delete(`${attempt.accountKey}|${attempt.ip}`).catch(() => false),
+      attempt.counted ? this.#state.delete(`login-run:${attempt.accountKey}`).catch(() => false) : false,
     ]);
-    const blocked = [
-      byIp && byIp.consumedPoints >= this.#config.ipFailures ? byIp : null,
-      byAccountIp && byAccountIp.consumedPoints >= this.#config.accountIpFailures ? byAccountIp : null,
-    ].filter((result) => result !== null);
-    if (blocked.length === 0) return;
-    const retryAfter = Math.max(
-      1,
-      Math.ceil(Math.max(...blocked.map((result) => result.msBeforeNext)) / 1000),
-    );
-    throw new BastionError(IdentityErrors.tooManyAttempts, {
-      headers: { 'retry-after': String(retryAfter) },
-    });
+  }
+
+  /**
+   * The attempt failed. A failure at or past `maxFailures` in the run locks the account and starts
+   * a new run; of concurrent ones, exactly one sets the lock (compare-and-set).
+   */
+  async failed(attempt: Attempt): Promise<FailureOutcome> {
+    if (!attempt.counted || attempt.number < this.#config.maxFailures) return { lockedForSeconds: null };
+    const { accountKey } = attempt;
+    try {
+      const level = Number((await this.#state.get(`login-level:${accountKey}`)) ?? 0) + 1;
+      const seconds = Math.min(this.#config.baseSeconds * 2 ** (level - 1), this.#config.maxSeconds);
+      const locked = await this.#state.compareAndSet(`login-lock:${accountKey}`, null, '1', seconds * 1000);
+      if (!locked) return { lockedForSeconds: null };
+      await this.#state.increment(`login-level:${accountKey}`, LEVEL_MEMORY_MS);
+      await this.#state.delete(`login-run:${accountKey}`);
+      return { lockedForSeconds: seconds };
+    } catch (error) {
+      this.#logger.warn({ err: error }, 'cannot lock an account in shared state');
+      return { lockedForSeconds: null };
+    }
   }
 
   /** True while the account is locked. */
@@ -82,35 +138,18 @@ export class LoginGuard {
     }
   }
 
-  /** Counts a failure against the IP, the account on this IP and the account. */
-  async recordFailure(accountKey: string, ip: string): Promise<FailureOutcome> {
-    const consume = (limiter: RateLimiterAbstract, key: string) =>
-      limiter.consume(key).catch((error: unknown) => {
-        if (!isRateLimited(error)) this.#logger.warn({ err: error }, 'login rate limiter unavailable');
-      });
-    await Promise.all([consume(this.#perIp, ip), consume(this.#perAccountIp, `${accountKey}|${ip}`)]);
+  async #take(limiter: RateLimiterAbstract, key: string): Promise<void> {
     try {
-      const failures = await this.#state.increment(
-        `login-fail:${accountKey}`,
-        this.#config.failureWindowSeconds * 1000,
-      );
-      if (failures.value < this.#config.maxFailures) return { lockedForSeconds: null };
-      const level = await this.#state.increment(`login-level:${accountKey}`, LEVEL_MEMORY_MS);
-      const seconds = Math.min(this.#config.baseSeconds * 2 ** (level.value - 1), this.#config.maxSeconds);
-      await this.#state.set(`login-lock:${accountKey}`, '1', seconds * 1000);
-      await this.#state.delete(`login-fail:${accountKey}`);
-      return { lockedForSeconds: seconds };
+      await limiter.consume(key);
     } catch (error) {
-      this.#logger.warn({ err: error }, 'cannot count a login failure in shared state');
-      return { lockedForSeconds: null };
+      if (!isRateLimited(error)) {
+        this.#logger.warn({ err: error }, 'login rate limiter unavailable');
+        return;
+      }
+      const retryAfter = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
+      throw new BastionError(IdentityErrors.tooManyAttempts, {
+        headers: { 'retry-after': String(retryAfter) },
+      });
     }
-  }
-
-  /** A successful login clears the account's consecutive failures (not the lock escalation). */
-  async recordSuccess(accountKey: string, ip: string): Promise<void> {
-    await Promise.all([
-      this.#state.delete(`login-fail:${accountKey}`).catch(() => false),
-      this.#perAccountIp.delete(`${accountKey}|${ip}`).catch(() => false),
-    ]);
   }
 }

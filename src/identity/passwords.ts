@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Algorithm, hash, parseOptions, verify } from '@node-rs/argon2';
-import { ZxcvbnFactory } from '@zxcvbn-ts/core';
-import { adjacencyGraphs, dictionary } from '@zxcvbn-ts/language-common';
-import { dictionary as englishDictionary, translations } from '@zxcvbn-ts/language-en';
+import type { ZxcvbnFactory } from '@zxcvbn-ts/core';
 
 /** OWASP's argon2id parameters: 19 MiB of memory, 2 passes, 1 lane. */
 export const ARGON2_PARAMETERS = {
@@ -69,18 +67,35 @@ export type PasswordProblem =
   | { code: 'too_long'; message: string }
   | { code: 'too_weak'; message: string; suggestions: string[] };
 
-// The common-password and English dictionaries plus keyboard patterns; built once.
-const strength = new ZxcvbnFactory({
-  dictionary: { ...dictionary, ...englishDictionary },
-  graphs: adjacencyGraphs,
-  translations,
-});
+// The common-password and English dictionaries plus keyboard patterns: several megabytes, loaded
+// and built on first use (a process that never sets a password, like most CLI commands, never
+// pays for them).
+let strength: Promise<ZxcvbnFactory> | null = null;
+
+function strengthChecker(): Promise<ZxcvbnFactory> {
+  strength ??= (async () => {
+    const [core, common, english] = await Promise.all([
+      import('@zxcvbn-ts/core'),
+      import('@zxcvbn-ts/language-common'),
+      import('@zxcvbn-ts/language-en'),
+    ]);
+    return new core.ZxcvbnFactory({
+      dictionary: { ...common.dictionary, ...english.dictionary },
+      graphs: common.adjacencyGraphs,
+      translations: english.translations,
+    });
+  })();
+  return strength;
+}
 
 /**
  * Checks a new password: 8–1024 characters, and not common or guessable (zxcvbn score ≥ 3, with
  * the user's own e-mail and name counted as known words). No composition rules. Null when fine.
  */
-export function passwordProblem(password: string, userInputs: string[] = []): PasswordProblem | null {
+export async function passwordProblem(
+  password: string,
+  userInputs: string[] = [],
+): Promise<PasswordProblem | null> {
   const length = [...password].length;
   if (length < MIN_PASSWORD_LENGTH) {
     return { code: 'too_short', message: `Use at least ${MIN_PASSWORD_LENGTH} characters` };
@@ -101,7 +116,7 @@ export function passwordProblem(password: string, userInputs: string[] = []): Pa
       suggestions: ['Use a few unrelated words'],
     };
   }
-  const result = strength.check(password, inputs);
+  const result = (await strengthChecker()).check(password, inputs);
   if (result.score >= MIN_PASSWORD_SCORE) return null;
   return {
     code: 'too_weak',

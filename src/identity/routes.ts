@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { BastionError, HttpErrors } from '../core/errors.ts';
 import type { Principal } from '../core/principal.ts';
-import { Closed, ErrorResponse } from '../server/schemas.ts';
+import { AuditQuery, type AuditQueryValue, Closed, DEFAULT_LIMIT, ErrorResponse } from '../server/schemas.ts';
 import { requestContext } from './audit-log.ts';
 import { IdentityErrors } from './errors.ts';
 import type { IdentityService } from './service.ts';
@@ -180,6 +180,28 @@ export function registerIdentityRoutes(app: FastifyInstance, identity: IdentityS
           context: requestContext(request),
         });
         return reply.code(204).send();
+      },
+    );
+
+    auth.get(
+      '/auth/events',
+      {
+        config: { auth: 'authenticated' },
+        schema: {
+          tags: ['auth'],
+          summary: 'My own authentication events (logins, failures, sessions, MFA), newest first',
+          querystring: AuditQuery,
+        },
+      },
+      async (request) => {
+        const principal = userOf(request);
+        const query = request.query as AuditQueryValue;
+        return identity.audit.list({
+          actorId: principal.id,
+          limit: query.limit ?? DEFAULT_LIMIT,
+          cursor: query.cursor,
+          action: query.action,
+        });
       },
     );
 

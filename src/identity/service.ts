@@ -16,7 +16,7 @@ import { AccessTokens } from './access-tokens.ts';
 import { ApiKeyService } from './api-keys.ts';
 import { AuditLog, type RequestContext } from './audit-log.ts';
 import { IdentityErrors } from './errors.ts';
-import { LoginGuard } from './login-guard.ts';
+import { type Attempt, LoginGuard } from './login-guard.ts';
 import { MembershipResolver } from './memberships.ts';
 import { MfaService } from './mfa.ts';
 import { hashPassword, needsRehash, verifyDummy, verifyPassword } from './passwords.ts';
@@ -56,6 +56,8 @@ const USER_CHANNEL = 'identity:user-changed';
 const USER_CACHE_TTL_MS = 10_000;
 const USER_CACHE_MAX = 50_000;
 const MFA_MAX_ATTEMPTS = 5;
+/** An IP the user logged in from within this many days is a known device (see LoginGuard). */
+const KNOWN_IP_DAYS = 30;
 const NO_PERMISSIONS: ReadonlySet<string> = new Set();
 
 interface CachedUser {
@@ -213,33 +215,27 @@ export class IdentityService {
     const secret = typeof password === 'string' ? password : '';
     const accountKey = this.accountKey(address);
     const ip = context.ip ?? 'unknown';
-    await this.guard.checkAllowed(accountKey, ip).catch(async (error: unknown) => {
-      await this.audit.record({
-        category: 'security',
-        action: 'auth.login_throttled',
-        outcome: 'failure',
-        actor: { type: 'anonymous', id: null },
-        details: { email: address },
-        context,
-      });
-      throw error;
-    });
-    const [user, locked] = await Promise.all([
-      this.users.findByEmail(address),
-      this.guard.isLocked(accountKey),
-    ]);
+    const user = await this.users.findByEmail(address);
+    const attempt = await this.#begin(
+      accountKey,
+      ip,
+      user?.id ?? null,
+      address,
+      'auth.login_throttled',
+      context,
+    );
     const matches = user ? await verifyPassword(user.password_hash, secret) : await verifyDummy(secret);
     const reason = !user
       ? 'unknown_user'
       : !matches
         ? 'wrong_password'
-        : locked
+        : attempt.refused
           ? 'locked'
           : user.status !== 'active'
             ? 'disabled'
             : null;
     if (reason !== null || !user) {
-      await this.#loginFailed(accountKey, ip, user?.id ?? null, reason ?? 'unknown_user', address, context);
+      await this.#loginFailed(attempt, user?.id ?? null, reason ?? 'unknown_user', address, context);
       throw new BastionError(IdentityErrors.invalidCredentials);
     }
     if (needsRehash(user.password_hash)) {
@@ -259,11 +255,11 @@ export class IdentityService {
         details: { mfa_required: true },
         context,
       });
-      // Failures are cleared only once the second factor passes too: a password step between
+      // The run of failures ends only once the second factor passes too: a password step between
       // guesses of the code must not reset the count.
       return { mfa_required: true, mfa_token: token };
     }
-    await this.guard.recordSuccess(accountKey, ip);
+    await this.guard.succeeded(attempt);
     return this.#startSession(user, false, 'password', context);
   }
 
@@ -279,21 +275,22 @@ export class IdentityService {
     const email = await this.users.email(user);
     const accountKey = this.accountKey(email);
     const ip = context.ip ?? 'unknown';
-    await this.guard.checkAllowed(accountKey, ip);
+    const attempt = await this.#begin(accountKey, ip, user.id, email, 'auth.mfa_throttled', context);
     // A locked account takes no code, not even on an mfa_token issued before the lock.
-    const method = (await this.guard.isLocked(accountKey)) ? null : await this.mfa.verify(user.id, code);
+    const method = attempt.refused ? null : await this.mfa.verify(user.id, code);
     if (!method) {
       const attempts = await this.#options.state.increment(
         `mfa-attempts:${sha256(mfaToken)}`,
         this.#options.config.identity.mfaTokenTtlSeconds * 1000,
       );
       if (attempts.value >= MFA_MAX_ATTEMPTS) await this.#options.state.delete(key);
-      const outcome = await this.guard.recordFailure(accountKey, ip);
+      const outcome = await this.guard.failed(attempt);
       await this.audit.record({
         category: 'authentication',
         action: 'auth.mfa_failed',
         outcome: 'failure',
         actor: { type: 'user', id: user.id },
+        details: attempt.refused ? { reason: 'locked' } : {},
         context,
       });
       await this.#auditLock(outcome.lockedForSeconds, user.id, email, context);
@@ -301,14 +298,14 @@ export class IdentityService {
     }
     // The token is single-use: of two requests racing with valid codes, one wins.
     if ((await this.#options.state.consume(key)) === null) throw invalid();
-    await this.guard.recordSuccess(accountKey, ip);
+    await this.guard.succeeded(attempt);
     return this.#startSession(user, true, method, context);
   }
 
   /** Exchanges a refresh token for a new pair. */
   async refresh(refreshToken: unknown, context: RequestContext): Promise<TokenPair> {
     const result = await this.sessions.refresh(refreshToken as string, context);
-    const access = await this.tokens.issue(result.userId, result.sessionId);
+    const access = await this.tokens.issue(result.userId, result.sessionId, result.endsAt);
     await this.audit.record({
       category: 'authentication',
       action: 'auth.refresh',
@@ -347,7 +344,7 @@ export class IdentityService {
   ): Promise<void> {
     const user = await this.#reauthenticate(principal, input.current_password, input.code, context);
     const email = await this.users.email(user);
-    checkNewPassword(input.new_password, [email, user.name ?? '']);
+    await checkNewPassword(input.new_password, [email, user.name ?? '']);
     await this.users.setPasswordHash(user.id, await hashPassword(input.new_password), true);
     const ended = await this.sessions.revokeAllForUser(
       user.id,
@@ -363,13 +360,16 @@ export class IdentityService {
     });
   }
 
-  /** Starts TOTP enrolment; needs a fresh login or the password. */
+  /**
+   * Starts TOTP enrolment; needs the password, however fresh the login (a stolen access token must
+   * not be able to put the thief's authenticator on the account).
+   */
   async setupTotp(
     principal: Principal,
     input: { password?: string },
     context: RequestContext,
   ): Promise<{ secret: string; otpauth_url: string }> {
-    const user = await this.#recentOrPassword(principal, input.password, context);
+    const user = await this.#reauthenticate(principal, input.password, undefined, context);
     const email = await this.users.email(user);
     const { secret, otpauthUrl } = await this.mfa.setup(user.id, email);
     await this.audit.record({
@@ -390,7 +390,16 @@ export class IdentityService {
     // Enrolment was started after a re-authentication (setupTotp); the code proves the user holds
     // the authenticator.
     const user = await this.#ownUser(principal);
-    const { backupCodes } = await this.mfa.enable(user.id, code);
+    const { backupCodes } = await this.mfa.enable(user.id, code).catch(async (error: unknown) => {
+      await this.audit.record({
+        category: 'authentication',
+        action: 'auth.mfa_enable_failed',
+        outcome: 'failure',
+        actor: { type: 'user', id: user.id },
+        context,
+      });
+      throw error;
+    });
     const ended = await this.sessions.revokeAllForUser(user.id, 'mfa_change', principal.sessionId ?? null);
     this.#userChanged(user.id);
     await this.audit.record({
@@ -431,10 +440,13 @@ export class IdentityService {
     const user = await this.#reauthenticate(principal, input.password, input.code, context);
     if (user.mfa_enabled !== 1) throw new BastionError(IdentityErrors.mfaNotEnabled);
     const codes = await this.mfa.regenerateBackupCodes(user.id);
+    // An MFA change: whoever else is signed in must prove the factors again.
+    const ended = await this.sessions.revokeAllForUser(user.id, 'mfa_change', principal.sessionId ?? null);
     await this.audit.record({
       category: 'authentication',
       action: 'auth.mfa_backup_codes_regenerated',
       actor: { type: 'user', id: user.id },
+      details: { other_sessions_revoked: ended },
       context,
     });
     return { backup_codes: codes };
@@ -472,7 +484,10 @@ export class IdentityService {
   async setUserStatus(userId: string, status: 'active' | 'disabled'): Promise<void> {
     await this.users.update(userId, { status });
     this.#userChanged(userId);
-    if (status === 'disabled') await this.sessions.revokeAllForUser(userId, 'account_disabled');
+    if (status === 'disabled') {
+      await this.sessions.revokeAllForUser(userId, 'account_disabled');
+      await this.apiKeys.revokeCreatedBy(userId);
+    }
   }
 
   /** Tells every instance to forget what it cached about a user. */
@@ -572,8 +587,8 @@ export class IdentityService {
     method: string,
     context: RequestContext,
   ): Promise<TokenPair> {
-    const { sessionId, refreshToken } = await this.sessions.create(user.id, { mfa, context });
-    const access = await this.tokens.issue(user.id, sessionId);
+    const { sessionId, refreshToken, endsAt } = await this.sessions.create(user.id, { mfa, context });
+    const access = await this.tokens.issue(user.id, sessionId, endsAt);
     await this.users.touchLogin(user.id);
     await this.audit.record({
       category: 'authentication',
@@ -591,15 +606,57 @@ export class IdentityService {
     };
   }
 
-  async #loginFailed(
+  /**
+   * Counts an attempt at a secret before it is checked (see LoginGuard); a throttled attempt is
+   * recorded as a security event and answered 429.
+   */
+  async #begin(
     accountKey: string,
     ip: string,
+    userId: string | null,
+    email: string,
+    throttledAction: string,
+    context: RequestContext,
+  ): Promise<Attempt> {
+    // Looked up for unknown accounts too (with an id that matches nothing), so both cost the same.
+    const knownIp = await this.#knownIp(userId ?? '-', ip);
+    try {
+      return await this.guard.begin(accountKey, ip, { knownIp });
+    } catch (error) {
+      await this.audit.record({
+        category: 'security',
+        action: throttledAction,
+        outcome: 'failure',
+        actor: userId ? { type: 'user', id: userId } : { type: 'anonymous', id: null },
+        details: { email },
+        context,
+      });
+      throw error;
+    }
+  }
+
+  /** True when the user logged in successfully from this IP in the last 30 days (a known device). */
+  async #knownIp(userId: string, ip: string): Promise<boolean> {
+    const since = new Date(this.#options.clock.now() - KNOWN_IP_DAYS * 86_400_000).toISOString();
+    const row = await this.#options.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('user_id', '=', userId)
+      .where('ip', '=', ip)
+      .where('created_at', '>', since)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async #loginFailed(
+    attempt: Attempt,
     userId: string | null,
     reason: string,
     email: string,
     context: RequestContext,
   ): Promise<void> {
-    const outcome = await this.guard.recordFailure(accountKey, ip);
+    const outcome = await this.guard.failed(attempt);
     await this.audit.record({
       category: 'authentication',
       action: 'auth.login_failed',
@@ -642,17 +699,25 @@ export class IdentityService {
     const email = await this.users.email(user);
     const accountKey = this.accountKey(email);
     const ip = context.ip ?? 'unknown';
-    await this.guard.checkAllowed(accountKey, ip);
-    const locked = await this.guard.isLocked(accountKey);
+    const attempt = await this.#begin(
+      accountKey,
+      ip,
+      user.id,
+      email,
+      'auth.reauthentication_throttled',
+      context,
+    );
     const passwordOk =
-      !locked && typeof password === 'string' && (await verifyPassword(user.password_hash, password));
+      !attempt.refused &&
+      typeof password === 'string' &&
+      (await verifyPassword(user.password_hash, password));
     // The code is checked (and a valid one used up) only after the right password.
     const codeOk =
       passwordOk &&
       (user.mfa_enabled !== 1 ||
         (typeof code === 'string' && (await this.mfa.verify(user.id, code)) !== null));
     if (!passwordOk || !codeOk) {
-      const outcome = await this.guard.recordFailure(accountKey, ip);
+      const outcome = await this.guard.failed(attempt);
       await this.audit.record({
         category: 'authentication',
         action: 'auth.reauthentication_failed',
@@ -663,24 +728,8 @@ export class IdentityService {
       await this.#auditLock(outcome.lockedForSeconds, user.id, email, context);
       throw new BastionError(IdentityErrors.reauthenticationRequired);
     }
+    await this.guard.succeeded(attempt);
     return user;
-  }
-
-  /**
-   * The caller's user row when the session's login is recent enough (the login itself was the
-   * re-authentication) or the password is given.
-   */
-  async #recentOrPassword(
-    principal: Principal,
-    password: unknown,
-    context: RequestContext,
-  ): Promise<UsersTable> {
-    const user = await this.#ownUser(principal);
-    const session = principal.sessionId ? await this.sessions.find(user.id, principal.sessionId) : null;
-    const window = this.#options.config.identity.reauthWindowSeconds * 1000;
-    if (session && this.#options.clock.now() - Date.parse(session.created_at) <= window) return user;
-    if (password !== undefined) return this.#reauthenticate(principal, password, undefined, context);
-    throw new BastionError(IdentityErrors.reauthenticationRequired);
   }
 
   async #ownUser(principal: Principal): Promise<UsersTable> {

@@ -82,7 +82,7 @@ export class SessionService {
   async create(
     userId: string,
     options: { mfa: boolean; context: RequestContext },
-  ): Promise<{ sessionId: string; refreshToken: string }> {
+  ): Promise<{ sessionId: string; refreshToken: string; endsAt: number }> {
     const { db, clock, absoluteTimeoutMs } = this.#options;
     const now = clock.now();
     const at = new Date(now).toISOString();
@@ -109,7 +109,12 @@ export class SessionService {
         .values({ token_hash: hashToken(refreshToken), session_id: sessionId, created_at: at, used_at: null })
         .execute();
     });
-    return { sessionId, refreshToken };
+    return { sessionId, refreshToken, endsAt: this.#endsAt(now, now + absoluteTimeoutMs) };
+  }
+
+  /** When a session seen at `lastSeen` must end: at its absolute end, or after the idle timeout. */
+  #endsAt(lastSeen: number, expiresAt: number): number {
+    return Math.min(expiresAt, lastSeen + this.#options.idleTimeoutMs);
   }
 
   /**
@@ -119,7 +124,7 @@ export class SessionService {
   async refresh(
     refreshToken: string,
     context: RequestContext,
-  ): Promise<{ sessionId: string; userId: string; refreshToken: string }> {
+  ): Promise<{ sessionId: string; userId: string; refreshToken: string; endsAt: number }> {
     const { db, clock, idleTimeoutMs } = this.#options;
     const invalid = () => new BastionError(IdentityErrors.invalidRefreshToken);
     if (typeof refreshToken !== 'string' || !REFRESH_TOKEN_PATTERN.test(refreshToken)) throw invalid();
@@ -168,11 +173,22 @@ export class SessionService {
         .insertInto('refresh_tokens')
         .values({ token_hash: hashToken(next), session_id: session.id, created_at: at, used_at: null })
         .execute();
-      return { kind: 'ok', sessionId: session.id, userId: session.user_id } as const;
+      return {
+        kind: 'ok',
+        sessionId: session.id,
+        userId: session.user_id,
+        endsAt: this.#endsAt(now, Date.parse(session.expires_at)),
+      } as const;
     });
 
-    if (outcome.kind === 'ok')
-      return { sessionId: outcome.sessionId, userId: outcome.userId, refreshToken: next };
+    if (outcome.kind === 'ok') {
+      return {
+        sessionId: outcome.sessionId,
+        userId: outcome.userId,
+        refreshToken: next,
+        endsAt: outcome.endsAt,
+      };
+    }
     if (outcome.kind === 'reused') {
       const owner = await this.revoke(outcome.sessionId, 'refresh_token_reuse');
       await this.#options.audit.record({

@@ -15,7 +15,7 @@ export const ACCESS_TOKEN_ALGORITHM = 'EdDSA';
 export const SIGNING_KEYS_CHANNEL = 'identity:signing-keys';
 
 const DAY_MS = 86_400_000;
-const CHECK_INTERVAL_MS = 60 * 60_000;
+const CHECK_INTERVAL_MS = 5 * 60_000;
 const RELOAD_COOLDOWN_MS = 10_000;
 
 interface ActiveKey {
@@ -47,8 +47,8 @@ export interface SigningKeysOptions {
 /**
  * The access-token signing key set: Ed25519 keys, the private halves field-encrypted in the
  * database, one active (signs), older ones published for verification until every token they
- * signed has expired. Rotated by age (checked hourly) or on demand; every instance reloads on a
- * pub/sub message, and on an unknown `kid` (at most every 10 s). `/.well-known/jwks.json` serves
+ * signed has expired. Rotated by age or on demand (`bastion keys rotate-signing`); every instance
+ * reloads every 5 minutes, on a pub/sub message, and on an unknown `kid` (at most every 10 s). `/.well-known/jwks.json` serves
  * {@link SigningKeys.jwks}, precomputed on each change.
  */
 export class SigningKeys {
@@ -73,10 +73,12 @@ export class SigningKeys {
       keys.#load().catch((error) => options.logger.error({ err: error }, 'cannot reload signing keys'));
     };
     keys.#listener = listen(options.state, SIGNING_KEYS_CHANNEL, reload, { onRecovered: reload });
+    // Every few minutes: pick up keys rotated elsewhere, retire replaced keys whose tokens have all
+    // expired, and rotate when the active key is due.
     keys.#timer = setInterval(() => {
       keys
-        .#rotateIfDue()
-        .catch((error) => options.logger.error({ err: error }, 'signing key rotation failed'));
+        .maintain()
+        .catch((error) => options.logger.error({ err: error }, 'signing key maintenance failed'));
     }, CHECK_INTERVAL_MS);
     keys.#timer.unref();
     return keys;
@@ -144,6 +146,29 @@ export class SigningKeys {
     await this.#load();
     await this.#options.state.publish(SIGNING_KEYS_CHANNEL, id).catch(() => {});
     return id;
+  }
+
+  /** Reloads (retiring replaced keys whose tokens have all expired) and rotates when due. */
+  async maintain(): Promise<void> {
+    await this.#load();
+    await this.#rotateIfDue();
+  }
+
+  /**
+   * Emergency: retires every key but the active one at once, so every access token signed before
+   * the last rotation stops verifying (on every instance, as soon as it reloads). Rotate first.
+   */
+  async retirePrevious(): Promise<string[]> {
+    const { db, clock } = this.#options;
+    const rows = await db
+      .updateTable('signing_keys')
+      .set({ state: 'retired', retired_at: new Date(clock.now()).toISOString() })
+      .where('state', '=', 'published')
+      .returning('id')
+      .execute();
+    await this.#load();
+    await this.#options.state.publish(SIGNING_KEYS_CHANNEL, 'retired').catch(() => {});
+    return rows.map((row) => row.id);
   }
 
   /** Stops the rotation timer and the subscription. */

@@ -38,8 +38,8 @@ export const MAX_EMAIL_LENGTH = 254;
 const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+$/;
 
 /** Throws 422 weak_password with the reason and suggestions when the password is not acceptable. */
-export function checkNewPassword(password: string, userInputs: string[]): void {
-  const problem = passwordProblem(password, userInputs);
+export async function checkNewPassword(password: string, userInputs: string[]): Promise<void> {
+  const problem = await passwordProblem(password, userInputs);
   if (problem) {
     throw new BastionError(IdentityErrors.weakPassword, {
       message: problem.message,
@@ -77,7 +77,7 @@ export class UserStore {
     if (email.length > MAX_EMAIL_LENGTH || !EMAIL_SHAPE.test(email)) {
       throw new BastionError(IdentityErrors.invalidEmail);
     }
-    checkNewPassword(input.password, [email, input.name ?? '']);
+    await checkNewPassword(input.password, [email, input.name ?? '']);
     const index = this.#emailIndex.compute(email);
     if (await this.#db.selectFrom('users').select('id').where('email_index', '=', index).executeTakeFirst()) {
       throw new BastionError(IdentityErrors.emailTaken);

@@ -3,7 +3,16 @@ import Type from 'typebox';
 import { BastionError, HttpErrors } from '../core/errors.ts';
 import { actorOf, requestContext } from '../identity/audit-log.ts';
 import { IdentityErrors } from '../identity/errors.ts';
-import { Closed, DEFAULT_LIMIT, Id, ListQuery, type ListQueryValue, Name } from './schemas.ts';
+import {
+  AuditQuery,
+  type AuditQueryValue,
+  Closed,
+  DEFAULT_LIMIT,
+  Id,
+  ListQuery,
+  type ListQueryValue,
+  Name,
+} from './schemas.ts';
 import type { Services } from './services.ts';
 
 const UserParams = Closed({ id: Id });
@@ -120,6 +129,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
       }
       if (!(await identity.users.get(id))) throw new BastionError(IdentityErrors.userNotFound);
       await identity.sessions.revokeAllForUser(id, 'user_deleted');
+      const revokedKeys = await identity.apiKeys.revokeCreatedBy(id);
       await identity.users.delete(id);
       identity.userChanged(id);
       await identity.memberships.changed();
@@ -128,9 +138,30 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
         action: 'user.delete',
         actor: actorOf(request.principal),
         target: { type: 'user', id },
+        details: { revoked_api_keys: revokedKeys },
         context: requestContext(request),
       });
       return reply.code(204).send();
+    },
+  );
+
+  app.get(
+    '/api/v1/admin/audit-events',
+    {
+      config: { auth: 'audit:read' },
+      schema: {
+        tags,
+        summary: 'Every audit event (all organizations and accounts), newest first',
+        querystring: AuditQuery,
+      },
+    },
+    async (request) => {
+      const query = request.query as AuditQueryValue;
+      return identity.audit.list({
+        limit: query.limit ?? DEFAULT_LIMIT,
+        cursor: query.cursor,
+        action: query.action,
+      });
     },
   );
 

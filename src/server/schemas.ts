@@ -26,6 +26,18 @@ export interface ListQueryValue {
   cursor?: string;
 }
 
+/** `?limit=&cursor=&action=` of audit event lists. */
+export const AuditQuery = Closed({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  action: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+});
+
+/** The parsed audit query. */
+export interface AuditQueryValue extends ListQueryValue {
+  action?: string;
+}
+
 /** `{items, next_cursor}` of `item`. */
 export const Page = (item: TSchema) =>
   Type.Object({ items: Type.Array(item), next_cursor: Type.Union([Type.String(), Type.Null()]) });

@@ -4,6 +4,7 @@ import { loadConfig } from '../../config/load-config.ts';
 import { decodeMasterKey, resolveMasterKey } from '../../config/master-key.ts';
 import { productionProblems } from '../../config/production-guards.ts';
 import type { BastionConfig } from '../../config/schema.ts';
+import { systemClock } from '../../core/clock.ts';
 import {
   type DataKeyInfo,
   KEY_PURPOSES,
@@ -12,6 +13,7 @@ import {
   rewrapDataKeys,
 } from '../../data-protection/keyring.ts';
 import { ReencryptionJob, type ReencryptionResult } from '../../data-protection/reencryption.ts';
+import { SigningKeys } from '../../identity/signing-keys.ts';
 import { StartupError } from '../../server/startup-error.ts';
 import { openDatabase } from '../../storage/database.ts';
 import { pendingMigrations } from '../../storage/migrator.ts';
@@ -89,6 +91,46 @@ export function registerKeys(program: Command, print: (line: string) => void): v
           return;
         }
         await reencrypt(context, options.rate, print);
+      });
+    });
+
+  keys
+    .command('rotate-signing')
+    .description(
+      'Make a new access-token signing key now; the old one keeps verifying until its tokens expire ' +
+        '(or, with --retire-previous, stops at once: every access token issued before is refused)',
+    )
+    .option('--retire-previous', 'emergency: retire every previous signing key immediately')
+    .option(CONFIG_FLAG, CONFIG_HELP)
+    .action(async (options: { retirePrevious?: boolean; config?: string }) => {
+      await withDataContext({ configFile: options.config }, async (context) => {
+        const state = createSharedState({
+          redisUrl: context.config.redis.url,
+          keyPrefix: context.config.redis.keyPrefix,
+        });
+        const signing = await SigningKeys.open({
+          db: context.database.db,
+          cipher: context.cipher,
+          clock: systemClock,
+          state,
+          logger: context.logger,
+          rotationDays: context.config.identity.signingKeyRotationDays,
+          accessTokenTtlMs: context.config.identity.accessTokenTtlSeconds * 1000,
+        });
+        try {
+          const id = await signing.rotate();
+          print(`Rotated the access-token signing key: ${id} is active.`);
+          if (options.retirePrevious) {
+            const retired = await signing.retirePrevious();
+            print(`Retired ${retired.length} previous key(s): ${retired.join(', ') || 'none'}.`);
+          }
+          if (!context.config.redis.url) {
+            print('Running instances pick the change up within 5 minutes (with REDIS_URL set: at once).');
+          }
+        } finally {
+          await signing.close();
+          await state.close().catch(() => {});
+        }
       });
     });
 

@@ -49,12 +49,18 @@ const CreateBody = Closed({
   expires_at: Type.Optional(Nullable(Type.String({ format: 'date-time' }))),
 });
 
+/** The permission that lets a person revoke keys other people made. */
+const REVOKE_OTHERS = 'members:manage';
+
 /**
  * API keys of an organization: list, create (the token is shown once; a key holds only
- * permissions its creator holds here) and revoke. Revocation reaches every instance at once.
+ * permissions its creator holds here) and revoke. Keys are created and revoked by people, never
+ * by another key. A person revokes the keys they made; revoking someone else's needs
+ * `members:manage` (admins and owners). Revocation reaches every instance at once.
  */
 export function registerApiKeyRoutes(app: FastifyInstance, services: Services): void {
   const { apiKeys } = services.identity;
+  const { db } = services.database;
 
   app.get<{ Params: OrgParamsValue; Querystring: ListQueryValue }>(
     PATH,
@@ -91,13 +97,16 @@ export function registerApiKeyRoutes(app: FastifyInstance, services: Services): 
       const { org } = request.params;
       const body = request.body;
       const principal = request.principal!;
+      // A key that could mint keys would outlive its own revocation (and its creator's role).
+      if (principal.kind !== 'user') {
+        throw new BastionError(HttpErrors.forbidden, { message: 'API keys are created by people' });
+      }
       const { key, token } = await apiKeys.create({
         orgId: org,
         name: body.name,
         permissions: body.permissions,
         expiresAt: body.expires_at ?? null,
-        // A key made with a key belongs to the person behind that key.
-        createdBy: principal.kind === 'user' ? principal.id : (principal.userId ?? null),
+        createdBy: principal.id,
         granted: request.granted!,
       });
       await recordChange(services, request, {
@@ -116,13 +125,30 @@ export function registerApiKeyRoutes(app: FastifyInstance, services: Services): 
       config: { auth: 'apikeys:manage' },
       schema: {
         tags,
-        summary: 'Revoke an API key (every instance stops accepting it at once)',
+        summary: "Revoke an API key: your own, or anyone's with members:manage (people only, not keys)",
         params: KeyParams,
         response: { 204: NoContent, ...TENANT_ERRORS },
       },
     },
     async (request, reply) => {
       const { org, id } = request.params;
+      const principal = request.principal!;
+      // Looked up first: a key of another organization is not found, whoever asks.
+      const key = await db
+        .selectFrom('api_keys')
+        .select('created_by')
+        .where('org_id', '=', org)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (!key) throw new BastionError(HttpErrors.notFound);
+      if (principal.kind !== 'user') {
+        throw new BastionError(HttpErrors.forbidden, { message: 'API keys are revoked by people' });
+      }
+      if (key.created_by !== principal.id && !request.granted!.has(REVOKE_OTHERS)) {
+        throw new BastionError(HttpErrors.forbidden, {
+          message: `Revoking a key someone else made needs ${REVOKE_OTHERS}`,
+        });
+      }
       const revoked = await apiKeys.revoke(org, id);
       if (!revoked) throw new BastionError(HttpErrors.notFound);
       await recordChange(services, request, {

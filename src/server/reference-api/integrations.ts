@@ -7,9 +7,9 @@ import { Closed, ErrorResponse, ListQuery, type ListQueryValue, Name, Page } fro
 import type { Services } from '../services.ts';
 import {
   Credentials,
-  checkCredentials,
   checkIntegrationUrl,
   type IntegrationCredentials,
+  serializeCredentials,
 } from './integration-credentials.ts';
 import { recordChange } from './record-change.ts';
 import {
@@ -123,7 +123,7 @@ export function registerIntegrationRoutes(app: FastifyInstance, services: Servic
       const { org } = request.params;
       const body = request.body;
       checkIntegrationUrl(body.url);
-      checkCredentials(body.credentials);
+      const credentials = serializeCredentials(body.credentials);
       const at = now();
       const id = newId(services.clock.now());
       const row: IntegrationsTable = {
@@ -139,7 +139,7 @@ export function registerIntegrationRoutes(app: FastifyInstance, services: Servic
         last_test_at: null,
         last_test_status: null,
       };
-      await vault.set(row.secret_name, JSON.stringify(body.credentials));
+      await vault.set(row.secret_name, credentials);
       try {
         await db.insertInto('integrations').values(row).execute();
       } catch (error) {
@@ -195,8 +195,7 @@ export function registerIntegrationRoutes(app: FastifyInstance, services: Servic
         }
       }
       if (body.credentials !== undefined) {
-        checkCredentials(body.credentials);
-        await vault.rotate(row.secret_name, JSON.stringify(body.credentials));
+        await vault.rotate(row.secret_name, serializeCredentials(body.credentials));
       }
       const updated = await db
         .updateTable('integrations')

@@ -9,6 +9,7 @@ import { Closed, ErrorResponse, Id, ListQuery, type ListQueryValue, Page } from 
 import type { Services } from '../services.ts';
 import { limitOf, pageOf } from './page-of.ts';
 import { recordChange } from './record-change.ts';
+import { type GrantAuthority, permissionsOfRole, roleGrantProblem } from './role-grants.ts';
 import {
   NoContent,
   Nullable,
@@ -46,16 +47,22 @@ interface MemberParamsValue {
   userId: string;
 }
 
-const ownerOnly = () =>
-  new BastionError(HttpErrors.forbidden, {
-    message: 'Only an owner can grant, change or remove the owner role',
-  });
+const peopleOnly = () =>
+  new BastionError(HttpErrors.forbidden, { message: 'Members are managed by people, not API keys' });
+
+/** Throws 403 when `authority` may not deal in `role` (see {@link roleGrantProblem}). */
+function mayDealIn(authority: GrantAuthority, role: string): void {
+  const problem = roleGrantProblem(authority, role);
+  if (problem !== null) throw new BastionError(HttpErrors.forbidden, { message: problem });
+}
 
 /**
  * Members of an organization: list, add an existing user by e-mail, change a role, remove.
- * Only an owner (or the platform admin) touches the owner role, and the last owner stays. A member
- * who is removed, or whose new role no longer covers one of their API keys, loses those keys: a
- * key never does more than the person who made it.
+ * Membership is managed by people: an API key, whatever its scope, adds, changes and removes
+ * nobody. A person grants, changes (from and to) or removes only roles whose every permission they
+ * hold themselves, and only an owner (or the platform admin) touches the owner role; the last owner
+ * stays. A member who is removed, or whose new role no longer covers one of their API keys, loses
+ * those keys: a key never does more than the person who made it.
  */
 export function registerMemberRoutes(app: FastifyInstance, services: Services): void {
   const { db } = services.database;
@@ -87,12 +94,25 @@ export function registerMemberRoutes(app: FastifyInstance, services: Services): 
     return toMember(row);
   };
 
-  /** True when the caller is an owner of the organization or the platform admin, read inside `trx`. */
-  const callerIsOwner = async (request: FastifyRequest, trx: Transaction<DatabaseSchema>, orgId: string) => {
+  /**
+   * What the caller holds in the organization, read inside `trx` (after the lock): their role now,
+   * never more than the permissions the request was let in with. 403 for an API key.
+   */
+  const authorityOf = async (
+    request: FastifyRequest,
+    trx: Transaction<DatabaseSchema>,
+    orgId: string,
+  ): Promise<GrantAuthority> => {
     const principal = request.principal!;
-    if (principal.kind !== 'user') return false;
-    if (principal.platformAdmin) return true;
-    return (await roleIn(trx, orgId, principal.id)) === 'owner';
+    if (principal.kind !== 'user') throw peopleOnly();
+    const granted = request.granted ?? new Set<string>();
+    if (principal.platformAdmin) return { permissions: granted, owner: true };
+    const role = await roleIn(trx, orgId, principal.id);
+    const held = role === null ? new Set<string>() : permissionsOfRole(role);
+    return {
+      permissions: new Set([...granted].filter((permission) => held.has(permission))),
+      owner: role === 'owner',
+    };
   };
 
   /** Revokes the member's keys in the organization that `allowed` does not cover (all when null). */
@@ -152,6 +172,8 @@ export function registerMemberRoutes(app: FastifyInstance, services: Services): 
     async (request, reply) => {
       const { org } = request.params;
       const { role } = request.body;
+      // Before the address is looked up: a key learns nothing about which users exist.
+      if (request.principal!.kind !== 'user') throw peopleOnly();
       const user = await identity.users.findByEmail(request.body.email);
       // The same answer for an unknown address whatever the reason: nothing about users leaks.
       if (!user)
@@ -159,7 +181,7 @@ export function registerMemberRoutes(app: FastifyInstance, services: Services): 
       const at = new Date(services.clock.now()).toISOString();
       await db.transaction().execute(async (trx) => {
         await lock(trx, org);
-        if (role === 'owner' && !(await callerIsOwner(request, trx, org))) throw ownerOnly();
+        mayDealIn(await authorityOf(request, trx, org), role);
         const inserted = await trx
           .insertInto('memberships')
           .values({ org_id: org, user_id: user.id, role, created_at: at, updated_at: at })
@@ -199,9 +221,9 @@ export function registerMemberRoutes(app: FastifyInstance, services: Services): 
         await lock(trx, org);
         const current = await roleIn(trx, org, userId);
         if (current === null) throw new BastionError(HttpErrors.notFound);
-        if ((current === 'owner' || role === 'owner') && !(await callerIsOwner(request, trx, org))) {
-          throw ownerOnly();
-        }
+        const authority = await authorityOf(request, trx, org);
+        mayDealIn(authority, current);
+        mayDealIn(authority, role);
         if (current === 'owner' && role !== 'owner' && (await ownerCount(trx, org)) <= 1) {
           throw new BastionError(IdentityErrors.lastOwner);
         }
@@ -242,9 +264,9 @@ export function registerMemberRoutes(app: FastifyInstance, services: Services): 
         await lock(trx, org);
         const current = await roleIn(trx, org, userId);
         if (current === null) throw new BastionError(HttpErrors.notFound);
-        if (current === 'owner') {
-          if (!(await callerIsOwner(request, trx, org))) throw ownerOnly();
-          if ((await ownerCount(trx, org)) <= 1) throw new BastionError(IdentityErrors.lastOwner);
+        mayDealIn(await authorityOf(request, trx, org), current);
+        if (current === 'owner' && (await ownerCount(trx, org)) <= 1) {
+          throw new BastionError(IdentityErrors.lastOwner);
         }
         await trx.deleteFrom('memberships').where('org_id', '=', org).where('user_id', '=', userId).execute();
         return current;
