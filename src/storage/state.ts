@@ -48,6 +48,13 @@ export interface SharedState {
    */
   subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
 
+  /**
+   * Calls `handler` whenever pub/sub comes back after an interruption (subscriptions are renewed
+   * by themselves; messages published meanwhile were missed, so caches that rely on them should be
+   * dropped). Backends that cannot be interrupted never call it. Returns a function that stops it.
+   */
+  onResubscribed(handler: () => void): () => void;
+
   /** Round-trip to the backend; resolves with the latency in milliseconds or rejects. */
   ping(): Promise<number>;
 

@@ -12,7 +12,8 @@ export interface Listener {
 /**
  * Subscribes to `channel` without holding up start-up: while shared state is unreachable the
  * subscription is retried in the background every `retryMs`, and `onRecovered` runs once it
- * succeeds after a failure (messages sent meanwhile were missed: drop caches that relied on them).
+ * succeeds after a failure, and whenever the backend's pub/sub comes back after an interruption
+ * (messages sent meanwhile were missed: drop caches that relied on them).
  */
 export function listen(
   state: SharedState,
@@ -40,9 +41,11 @@ export function listen(
     );
   };
   attempt();
+  const stopWatching = options.onRecovered ? state.onResubscribed(options.onRecovered) : () => {};
   return {
     async close() {
       closed = true;
+      stopWatching();
       if (retry) clearTimeout(retry);
       await unsubscribe?.().catch(() => {});
     },

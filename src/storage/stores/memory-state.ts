@@ -69,6 +69,11 @@ export class MemoryState implements SharedState {
     this.#entries.set(key, { value, expiresAt });
   }
 
+  /** In-process pub/sub is never interrupted. */
+  onResubscribed(_handler: () => void): () => void {
+    return () => {};
+  }
+
   async get(key: string): Promise<string | null> {
     this.#assertOpen();
     return this.#live(key, this.#clock.now())?.value ?? null;

@@ -71,6 +71,7 @@ export class RedisState implements SharedState {
   readonly #timeoutMs: number;
   readonly #client: ScriptedRedis;
   #subscriber: Redis | null = null;
+  readonly #resubscribed = new Set<() => void>();
   readonly #channels = new Map<string, Channel>();
   readonly #connecting = new WeakMap<Redis, Promise<void>>();
   #lastError: Error | null = null;
@@ -108,6 +109,11 @@ export class RedisState implements SharedState {
   /** The namespace prepended to every key and channel. */
   get keyPrefix(): string {
     return this.#prefix;
+  }
+
+  onResubscribed(handler: () => void): () => void {
+    this.#resubscribed.add(handler);
+    return () => this.#resubscribed.delete(handler);
   }
 
   /** The most recent connection or protocol error from either connection; null when none yet. */
@@ -219,6 +225,12 @@ export class RedisState implements SharedState {
     // A connection in subscriber mode cannot run other commands, hence a second one.
     const subscriber = this.#client.duplicate();
     this.#watch(subscriber);
+    // ioredis renews the subscriptions on every reconnect; what was published meanwhile is lost.
+    let connections = 0;
+    subscriber.on('ready', () => {
+      connections += 1;
+      if (connections > 1) for (const handler of this.#resubscribed) handler();
+    });
     subscriber.on('message', (channel: string, message: string) => {
       const entry = this.#channels.get(channel);
       if (!entry) return;
