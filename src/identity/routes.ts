@@ -217,7 +217,7 @@ export function registerIdentityRoutes(app: FastifyInstance, identity: IdentityS
       },
       async (request, reply) => {
         const body = request.body as { current_password: string; new_password: string; code?: string };
-        await identity.changePassword(userOf(request), body, requestContext(request));
+        await identity.account.changePassword(userOf(request), body, requestContext(request));
         return reply.code(204).send();
       },
     );
@@ -234,7 +234,7 @@ export function registerIdentityRoutes(app: FastifyInstance, identity: IdentityS
       },
       async (request) => {
         const body = request.body as { new_email: string; password: string; code?: string };
-        return identity.changeEmail(userOf(request), body, requestContext(request));
+        return identity.account.changeEmail(userOf(request), body, requestContext(request));
       },
     );
 
@@ -255,7 +255,7 @@ export function registerIdentityRoutes(app: FastifyInstance, identity: IdentityS
       },
       async (request) => {
         const body = (request.body ?? {}) as { password?: string };
-        return identity.setupTotp(userOf(request), body, requestContext(request));
+        return identity.account.setupTotp(userOf(request), body, requestContext(request));
       },
     );
 
@@ -272,7 +272,7 @@ export function registerIdentityRoutes(app: FastifyInstance, identity: IdentityS
       },
       async (request) => {
         const body = request.body as { code: string };
-        return identity.enableTotp(userOf(request), body.code, requestContext(request));
+        return identity.account.enableTotp(userOf(request), body.code, requestContext(request));
       },
     );
 
@@ -284,7 +284,7 @@ export function registerIdentityRoutes(app: FastifyInstance, identity: IdentityS
       },
       async (request, reply) => {
         const body = request.body as { password: string; code: string };
-        await identity.disableMfa(userOf(request), body, requestContext(request));
+        await identity.account.disableMfa(userOf(request), body, requestContext(request));
         return reply.code(204).send();
       },
     );
@@ -302,7 +302,7 @@ export function registerIdentityRoutes(app: FastifyInstance, identity: IdentityS
       },
       async (request) => {
         const body = request.body as { password: string; code: string };
-        return identity.regenerateBackupCodes(userOf(request), body, requestContext(request));
+        return identity.account.regenerateBackupCodes(userOf(request), body, requestContext(request));
       },
     );
   });
