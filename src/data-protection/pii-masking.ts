@@ -123,7 +123,19 @@ function isEpochMillis(digits: string): boolean {
  * pass the check only by chance (one in ten) and are then masked too.
  */
 export function maskCardNumbers(text: string): string {
-  return text.replace(CARD_RUN_PATTERN, maskCardRun);
+  // Not `replace`: a line whose only long digit run is its timestamp (every log line) is returned
+  // as it is instead of being copied.
+  CARD_RUN_PATTERN.lastIndex = 0;
+  let out: string | null = null;
+  let copied = 0;
+  for (let match = CARD_RUN_PATTERN.exec(text); match !== null; match = CARD_RUN_PATTERN.exec(text)) {
+    const run = match[0];
+    const masked = maskCardRun(run, match.index, text);
+    if (masked === run) continue;
+    out = (out ?? '') + text.slice(copied, match.index) + masked;
+    copied = match.index + run.length;
+  }
+  return out === null ? text : out + text.slice(copied);
 }
 
 /** Masks a configured field's value, keeping its last two characters when it has at least 8 (`+44 7700 900123` → `***23`). */
@@ -189,7 +201,7 @@ export function createPiiMasker(options: PiiMaskingOptions = {}): (line: string)
     let out = SUSPECT.test(line) ? redactValues(line) : line;
     if (fieldPattern !== null && fieldHint?.test(out)) out = out.replace(fieldPattern, maskField);
     if (emails && out.includes('@')) out = out.replace(EMAIL_PATTERN, maskEmail);
-    return out.replace(CARD_RUN_PATTERN, maskCardRun);
+    return maskCardNumbers(out);
   };
 }
 
