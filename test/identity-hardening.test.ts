@@ -1,4 +1,5 @@
 import type { LightMyRequestResponse } from 'fastify';
+import * as OTPAuth from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/core/clock.ts';
 import type { TestApp } from './support/app.ts';
@@ -212,6 +213,52 @@ describe('identity hardening', () => {
       .where('id', '=', old)
       .executeTakeFirstOrThrow();
     expect(row.state).toBe('retired');
+  });
+});
+
+describe('the per-IP budget counts failures, not logins', () => {
+  it('an address with many successful MFA logins is never throttled', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const t = await startIdentityApp({
+      clock,
+      configure: (config) => {
+        config.identity.lockout.ipFailures = 3;
+        config.identity.lockout.accountIpFailures = 3;
+      },
+    });
+    try {
+      await createUser(
+        t.app,
+        (await login(t.app, ADMIN.email, ADMIN.password)).access_token,
+        'office@example.test',
+      );
+      const first = await login(t.app, 'office@example.test', STRONG_PASSWORD);
+      const setup = await call(t.app, first.access_token, 'POST', '/auth/mfa/totp/setup', {
+        password: STRONG_PASSWORD,
+      });
+      const totp = new OTPAuth.TOTP({
+        secret: OTPAuth.Secret.fromBase32((setup.json() as { secret: string }).secret),
+      });
+      const code = () => totp.generate({ timestamp: clock.now() });
+      expect(
+        (await call(t.app, first.access_token, 'POST', '/auth/mfa/totp/enable', { code: code() })).statusCode,
+      ).toBe(200);
+      for (let i = 0; i < 8; i++) {
+        clock.advance(30_000);
+        const step = await loginFrom(t, 'office@example.test', STRONG_PASSWORD, '192.0.2.50');
+        expect(step.statusCode, `login ${i}`).toBe(200);
+        const { mfa_token: mfaToken } = step.json() as { mfa_token: string };
+        const verified = await t.app.inject({
+          method: 'POST',
+          url: '/auth/mfa/verify',
+          payload: { mfa_token: mfaToken, code: code() },
+          remoteAddress: '192.0.2.50',
+        });
+        expect(verified.statusCode, `verify ${i}`).toBe(200);
+      }
+    } finally {
+      await t.close();
+    }
   });
 });
 

@@ -93,6 +93,7 @@ export class LoginFlow {
       });
       // The run of failures ends only once the second factor passes too: a password step between
       // guesses of the code must not reset the count.
+      await this.#d.guard.stepPassed(attempt);
       return { mfa_required: true, mfa_token: token };
     }
     await this.#d.guard.succeeded(attempt);

@@ -98,6 +98,18 @@ export class LoginGuard {
     }
   }
 
+  /**
+   * A first step passed (the password, when an MFA code must follow): its IP points go back, so a
+   * busy office's MFA logins do not use up its address's budget, but the account's run goes on
+   * until the second factor passes too.
+   */
+  async stepPassed(attempt: Attempt): Promise<void> {
+    await Promise.all([
+      this.#perIp.reward(attempt.ip, 1).catch(() => {}),
+      this.#perAccountIp.reward(`${attempt.accountKey}|${attempt.ip}`, 1).catch(() => {}),
+    ]);
+  }
+
   /** The attempt succeeded: its points go back, and the account's run of failures ends. */
   async succeeded(attempt: Attempt): Promise<void> {
     await Promise.all([
