@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load-config.ts';
 import { ManualClock } from '../src/core/clock.ts';
 import { newId } from '../src/core/ids.ts';
+import type { SessionView } from '../src/identity/sessions.ts';
 import { createApp } from '../src/server/create-app.ts';
 import { createPostgresSchema, LogCapture, type TestApp } from './support/app.ts';
 import {
@@ -33,16 +34,7 @@ const redisUp = await redisAvailable();
 
 const PROBE = '/api/v1/probe-orgs/:org';
 
-interface SessionItem {
-  id: string;
-  created_at: string;
-  last_seen_at: string;
-  expires_at: string;
-  ip: string | null;
-  user_agent: string | null;
-  mfa: boolean;
-  current?: boolean;
-}
+type SessionItem = SessionView;
 
 function sessionOf(tokens: Tokens): string {
   return decodeJwt(tokens.access_token).sid as string;

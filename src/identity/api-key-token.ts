@@ -1,4 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { sha256Hex } from '../core/hash.ts';
 
 /** Every API key starts with this, so scanners (and Bastion's own log redaction) can spot one. */
 export const API_KEY_PREFIX = 'bst_';
@@ -19,7 +20,7 @@ export interface NewApiKey {
 
 function hashSecret(secret: string): string {
   // The secret is 256 random bits: a fast hash is enough, no password hashing needed.
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  return sha256Hex(secret);
 }
 
 /** Makes a new key: a public id to find it by, and a 256-bit secret. */

@@ -1,5 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { BastionError } from '../core/errors.ts';
+import { sha256Hex } from '../core/hash.ts';
 import type { Principal } from '../core/principal.ts';
 import type { UsersTable } from '../storage/schema.ts';
 import type { RequestContext } from './audit-log.ts';
@@ -25,10 +26,6 @@ export interface MfaChallenge {
 const MFA_MAX_ATTEMPTS = 5;
 /** An IP the user logged in from within this many days is a known device (see LoginGuard). */
 const KNOWN_IP_DAYS = 30;
-
-function sha256(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('hex');
-}
 
 /**
  * Getting in and out: login without enumeration (every failure the same answer after the same
@@ -80,7 +77,7 @@ export class LoginFlow {
     if (user.mfa_enabled === 1) {
       const token = randomBytes(32).toString('base64url');
       await this.#d.state.set(
-        `mfa-pending:${sha256(token)}`,
+        `mfa-pending:${sha256Hex(token)}`,
         user.id,
         this.#d.config.identity.mfaTokenTtlSeconds * 1000,
       );
@@ -104,7 +101,7 @@ export class LoginFlow {
   async verifyMfa(mfaToken: unknown, code: unknown, context: RequestContext): Promise<TokenPair> {
     const invalid = () => new BastionError(IdentityErrors.invalidMfa);
     if (typeof mfaToken !== 'string' || mfaToken.length > 128 || typeof code !== 'string') throw invalid();
-    const key = `mfa-pending:${sha256(mfaToken)}`;
+    const key = `mfa-pending:${sha256Hex(mfaToken)}`;
     const userId = await this.#d.state.get(key);
     if (!userId) throw invalid();
     const user = await this.#d.users.get(userId);
@@ -117,7 +114,7 @@ export class LoginFlow {
     const method = attempt.refused ? null : await this.#d.mfa.verify(user.id, code);
     if (!method) {
       const attempts = await this.#d.state.increment(
-        `mfa-attempts:${sha256(mfaToken)}`,
+        `mfa-attempts:${sha256Hex(mfaToken)}`,
         this.#d.config.identity.mfaTokenTtlSeconds * 1000,
       );
       if (attempts.value >= MFA_MAX_ATTEMPTS) await this.#d.state.delete(key);

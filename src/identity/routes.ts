@@ -2,7 +2,15 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { BastionError, HttpErrors } from '../core/errors.ts';
 import type { Principal } from '../core/principal.ts';
-import { AuditQuery, type AuditQueryValue, Closed, DEFAULT_LIMIT, ErrorResponse } from '../server/schemas.ts';
+import {
+  AuditEvent,
+  AuditQuery,
+  type AuditQueryValue,
+  Closed,
+  DEFAULT_LIMIT,
+  ErrorResponse,
+  Page,
+} from '../server/schemas.ts';
 import { requestContext } from './audit-log.ts';
 import { IdentityErrors } from './errors.ts';
 import type { IdentityService } from './service.ts';
@@ -191,6 +199,7 @@ export function registerIdentityRoutes(app: FastifyInstance, identity: IdentityS
           tags: ['auth'],
           summary: 'My own authentication events (logins, failures, sessions, MFA), newest first',
           querystring: AuditQuery,
+          response: { 200: Page(AuditEvent) },
         },
       },
       async (request) => {

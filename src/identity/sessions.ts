@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../core/clock.ts';
 import { BastionError } from '../core/errors.ts';
+import { sha256Hex } from '../core/hash.ts';
 import { newId } from '../core/ids.ts';
 import type { DatabaseSchema, SessionsTable } from '../storage/schema.ts';
 import type { AuditLog, RequestContext } from './audit-log.ts';
@@ -42,10 +43,6 @@ export interface SessionServiceOptions {
   audit: AuditLog;
   idleTimeoutMs: number;
   absoluteTimeoutMs: number;
-}
-
-function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
 function newRefreshToken(): string {
@@ -106,7 +103,7 @@ export class SessionService {
         .execute();
       await trx
         .insertInto('refresh_tokens')
-        .values({ token_hash: hashToken(refreshToken), session_id: sessionId, created_at: at, used_at: null })
+        .values({ token_hash: sha256Hex(refreshToken), session_id: sessionId, created_at: at, used_at: null })
         .execute();
     });
     return { sessionId, refreshToken, endsAt: this.#endsAt(now, now + absoluteTimeoutMs) };
@@ -130,7 +127,7 @@ export class SessionService {
     if (typeof refreshToken !== 'string' || !REFRESH_TOKEN_PATTERN.test(refreshToken)) throw invalid();
     const now = clock.now();
     const at = new Date(now).toISOString();
-    const tokenHash = hashToken(refreshToken);
+    const tokenHash = sha256Hex(refreshToken);
     const next = newRefreshToken();
 
     const outcome = await db.transaction().execute(async (trx) => {
@@ -171,7 +168,7 @@ export class SessionService {
       await trx.updateTable('sessions').set({ last_seen_at: at }).where('id', '=', session.id).execute();
       await trx
         .insertInto('refresh_tokens')
-        .values({ token_hash: hashToken(next), session_id: session.id, created_at: at, used_at: null })
+        .values({ token_hash: sha256Hex(next), session_id: session.id, created_at: at, used_at: null })
         .execute();
       return {
         kind: 'ok',

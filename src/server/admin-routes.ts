@@ -4,6 +4,7 @@ import { BastionError, HttpErrors } from '../core/errors.ts';
 import { actorOf, requestContext } from '../identity/audit-log.ts';
 import { IdentityErrors } from '../identity/errors.ts';
 import {
+  AuditEvent,
   AuditQuery,
   type AuditQueryValue,
   Closed,
@@ -12,6 +13,7 @@ import {
   ListQuery,
   type ListQueryValue,
   Name,
+  Page,
 } from './schemas.ts';
 import type { Services } from './services.ts';
 
@@ -153,6 +155,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
         tags,
         summary: 'Every audit event (all organizations and accounts), newest first',
         querystring: AuditQuery,
+        response: { 200: Page(AuditEvent) },
       },
     },
     async (request) => {

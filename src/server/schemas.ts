@@ -28,9 +28,29 @@ export interface ListQueryValue {
 
 /** `?limit=&cursor=&action=` of audit event lists. */
 export const AuditQuery = Closed({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-  action: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  ...ListQuery.properties,
+  action: Type.Optional(
+    Type.String({ pattern: '^[a-z][a-z0-9_.]{0,63}$', description: 'e.g. workflow.update' }),
+  ),
+});
+
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+const AuditReference = Type.Object({ type: Type.String(), id: NullableString });
+
+/** One audit event as every audit list answers it. */
+export const AuditEvent = Type.Object({
+  id: Type.String(),
+  org_id: NullableString,
+  category: Type.String(),
+  action: Type.String(),
+  outcome: Type.String(),
+  actor: AuditReference,
+  target: Type.Union([AuditReference, Type.Null()]),
+  ip: NullableString,
+  user_agent: NullableString,
+  request_id: NullableString,
+  details: Type.Object({}, { additionalProperties: true }),
+  created_at: Type.String({ description: 'ISO-8601 UTC' }),
 });
 
 /** The parsed audit query. */
