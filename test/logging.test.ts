@@ -142,6 +142,38 @@ describe('access log', () => {
     expect(failures[0]!.request_id).toBe(ids[boom]);
   });
 
+  it('reads the same whether written directly or through the cleaning pass', async () => {
+    // A matched route's line is written directly when its request id and client IP are
+    // well-formed; a client IP that is not an address (a trusted proxy passing on whatever the
+    // client sent) sends the line through the cleaning pass, which masks what it finds.
+    current = await startTestApp({ routes, authenticate, env: { TRUSTED_PROXIES: '127.0.0.1' } });
+    const { app, logs } = current;
+    const cases = [
+      { url: '/private/1', headers: { 'x-test-principal': 'user' } },
+      { url: '/private/1', headers: { 'x-test-principal': 'api_key' } },
+      { url: '/private/1', headers: {} },
+      { url: '/items/1', headers: {} },
+    ];
+    for (const { url, headers } of cases) {
+      const direct = await app.inject({ url, headers: { ...headers, 'x-forwarded-for': '203.0.113.9' } });
+      const cleaned = await app.inject({
+        url,
+        headers: { ...headers, 'x-forwarded-for': 'jane.doe@example.com' },
+      });
+      const lineOf = (id: unknown) => accessLines(logs.lines).find((line) => line.request_id === id)!;
+      const a = lineOf(direct.headers['x-request-id']);
+      const b = lineOf(cleaned.headers['x-request-id']);
+      expect(a.client_ip).toBe('203.0.113.9');
+      expect(b.client_ip).toBe('j***@example.com');
+      const comparable = (line: Line) => {
+        const { request_id: _id, time: _time, duration_ms: _ms, client_ip: _ip, ...rest } = line;
+        return rest;
+      };
+      expect(Object.keys(a), url).toEqual(Object.keys(b));
+      expect(comparable(a), url).toEqual(comparable(b));
+    }
+  });
+
   it('keeps one line per request under concurrency', async () => {
     current = await startTestApp({ routes, authenticate });
     const { app, logs } = current;

@@ -23,6 +23,14 @@ export interface Principal {
 
 /**
  * Finds the principal behind a request (bearer token, API key, console session), or null when
- * the request carries no valid credentials. Identity supplies the real one.
+ * the request carries no valid credentials. Identity supplies the real one. It may answer at
+ * once (a cached token) or with a promise.
  */
-export type Authenticator<Request = unknown> = (request: Request) => Promise<Principal | null>;
+export type Authenticator<Request = unknown> = (
+  request: Request,
+) => Principal | null | PromiseLike<Principal | null>;
+
+/** True for a promise or any other thenable. */
+export function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}

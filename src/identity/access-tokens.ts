@@ -33,6 +33,13 @@ export interface AccessTokensOptions {
   cacheSize: number;
 }
 
+// 32 base64url characters: 192 bits of the Ed25519 signature, unique to the token.
+const CACHE_KEY_LENGTH = 32;
+
+function cacheKey(token: string): string {
+  return token.slice(-CACHE_KEY_LENGTH);
+}
+
 /**
  * Issues and verifies access tokens: JWTs signed with EdDSA (Ed25519), `typ: at+jwt`, with
  * `iss`, `aud`, `sub`, `sid`, `jti`, `iat` and `exp`. Verification accepts only EdDSA, only our own
@@ -42,7 +49,11 @@ export interface AccessTokensOptions {
  */
 export class AccessTokens {
   readonly #options: AccessTokensOptions;
-  readonly #cache = new Map<string, AccessClaims>();
+  /**
+   * Verified tokens by the last characters of their signature (a short key hashes in a fraction
+   * of the time of the whole token); the entry keeps the whole token, which must match exactly.
+   */
+  readonly #cache = new Map<string, { token: string; claims: AccessClaims }>();
 
   constructor(options: AccessTokensOptions) {
     this.#options = options;
@@ -76,15 +87,22 @@ export class AccessTokens {
     return { token, expiresIn: ttlSeconds };
   }
 
+  /**
+   * From the cache alone: the claims of a token verified before and valid now, null for one that
+   * has expired since, undefined for a token not in the cache (then call `verify`).
+   */
+  cached(token: string): AccessClaims | null | undefined {
+    const entry = this.#cache.get(cacheKey(token));
+    if (entry === undefined || entry.token !== token) return undefined;
+    if (entry.claims.exp + CLOCK_TOLERANCE_SECONDS > this.#options.clock.now() / 1000) return entry.claims;
+    this.#cache.delete(cacheKey(token));
+    return null;
+  }
+
   /** The token's claims when it is valid now, or null. Never throws for a bad token. */
   async verify(token: string): Promise<AccessClaims | null> {
-    const nowSeconds = this.#options.clock.now() / 1000;
-    const cached = this.#cache.get(token);
-    if (cached !== undefined) {
-      if (cached.exp + CLOCK_TOLERANCE_SECONDS > nowSeconds) return cached;
-      this.#cache.delete(token);
-      return null;
-    }
+    const cached = this.cached(token);
+    if (cached !== undefined) return cached;
     const claims = await this.#verifyUncached(token);
     if (claims && this.#options.cacheSize > 0) {
       if (this.#cache.size >= this.#options.cacheSize) {
@@ -92,7 +110,7 @@ export class AccessTokens {
         const oldest = this.#cache.keys().next();
         if (!oldest.done) this.#cache.delete(oldest.value);
       }
-      this.#cache.set(token, claims);
+      this.#cache.set(cacheKey(token), { token, claims });
     }
     return claims;
   }

@@ -73,8 +73,11 @@ export class SessionRevocations {
     }
   }
 
-  /** True when the session was revoked. Throws 503 under the fail-closed policy if state is down. */
-  async isRevoked(sessionId: string): Promise<boolean> {
+  /**
+   * From memory alone: true for a session known revoked, false for one confirmed live within
+   * `recheckMs`, undefined when shared state must be asked (then call `isRevoked`).
+   */
+  known(sessionId: string): boolean | undefined {
     const now = this.#options.clock.now();
     const revokedUntil = this.#revoked.get(sessionId);
     if (revokedUntil !== undefined) {
@@ -83,6 +86,14 @@ export class SessionRevocations {
     }
     const checkedAt = this.#checked.get(sessionId);
     if (checkedAt !== undefined && now - checkedAt < this.#options.recheckMs) return false;
+    return undefined;
+  }
+
+  /** True when the session was revoked. Throws 503 under the fail-closed policy if state is down. */
+  async isRevoked(sessionId: string): Promise<boolean> {
+    const known = this.known(sessionId);
+    if (known !== undefined) return known;
+    const now = this.#options.clock.now();
     let value: string | null;
     try {
       value = await this.#options.state.get(KEY_PREFIX + sessionId);

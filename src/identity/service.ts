@@ -11,7 +11,7 @@ import type { Keyring } from '../data-protection/keyring.ts';
 import type { DatabaseSchema } from '../storage/schema.ts';
 import type { SharedState } from '../storage/state.ts';
 import { type Listener, listen } from '../storage/subscription.ts';
-import { AccessTokens } from './access-tokens.ts';
+import { type AccessClaims, AccessTokens } from './access-tokens.ts';
 import { AccountFlow } from './account-flow.ts';
 import { ApiKeyService } from './api-keys.ts';
 import { AuditLog, type RequestContext } from './audit-log.ts';
@@ -255,21 +255,46 @@ export class IdentityService {
     this.#userChanged(userId);
   }
 
-  /** The principal behind an access token or API key, or null. */
-  async authenticate(
+  /**
+   * The principal behind an access token or API key, or null. A token seen before, whose
+   * session was confirmed live within the re-check interval and whose user is cached, is answered
+   * at once from memory (the hot path); anything else is looked up.
+   */
+  authenticate(
     credentials: { bearer: string | null; apiKey: string | null },
     context: () => RequestContext,
-  ) {
+  ): Principal | null | Promise<Principal | null> {
     const apiKey = credentials.apiKey ?? (credentials.bearer?.startsWith('bst_') ? credentials.bearer : null);
     if (apiKey !== null) return this.#authenticateKey(apiKey, context);
     if (credentials.bearer === null) return null;
-    const claims = await this.tokens.verify(credentials.bearer);
+    return this.#fromMemory(credentials.bearer) ?? this.#authenticateToken(credentials.bearer);
+  }
+
+  /** `authenticate` for an access token from caches only; undefined when something must be looked up. */
+  #fromMemory(token: string): Principal | null | undefined {
+    const claims = this.tokens.cached(token);
+    if (claims === undefined) return undefined;
+    if (claims === null) return null;
+    const revoked = this.revocations.known(claims.sid);
+    if (revoked === undefined) return undefined;
+    if (revoked) return null;
+    const user = this.#userFromMemory(claims.sub);
+    if (user === undefined) return undefined;
+    return user.status === 'active' ? this.#principalOf(claims, user) : null;
+  }
+
+  async #authenticateToken(token: string): Promise<Principal | null> {
+    const claims = await this.tokens.verify(token);
     if (!claims) return null;
     if (await this.revocations.isRevoked(claims.sid)) return null;
     const user = await this.#cachedUser(claims.sub);
     if (user?.status !== 'active') return null;
+    return this.#principalOf(claims, user);
+  }
+
+  #principalOf(claims: AccessClaims, user: CachedUser): Principal {
     const memberships = this.memberships;
-    const principal: Principal = {
+    return {
       kind: 'user',
       id: claims.sub,
       orgId: null,
@@ -279,7 +304,6 @@ export class IdentityService {
       platformAdmin: user.platformAdmin,
       permissionsIn: (orgId) => memberships.permissionsOf(claims.sub, orgId, user.platformAdmin),
     };
-    return principal;
   }
 
   async #authenticateKey(token: string, context: () => RequestContext): Promise<Principal | null> {
@@ -323,10 +347,15 @@ export class IdentityService {
     };
   }
 
-  async #cachedUser(id: string): Promise<CachedUser | null> {
-    const now = this.#options.clock.now();
+  #userFromMemory(id: string): CachedUser | undefined {
     const cached = this.#userCache.get(id);
-    if (cached && now - cached.at < USER_CACHE_TTL_MS) return cached;
+    return cached && this.#options.clock.now() - cached.at < USER_CACHE_TTL_MS ? cached : undefined;
+  }
+
+  async #cachedUser(id: string): Promise<CachedUser | null> {
+    const cached = this.#userFromMemory(id);
+    if (cached) return cached;
+    const now = this.#options.clock.now();
     const row = await this.users.get(id);
     if (!row) return null;
     const entry = { status: row.status, platformAdmin: row.platform_admin === 1, at: now };

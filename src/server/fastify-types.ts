@@ -14,6 +14,8 @@ declare module 'fastify' {
     loadShedding?: boolean;
     /** Internal: the route's precomputed metric recorder. */
     bastionRecorder?: RouteRecorder;
+    /** Internal: the route pattern serialized as JSON, for the access line. */
+    bastionRouteJson?: string;
   }
   interface FastifyRequest {
     /** The authenticated caller, or null. */

@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import underPressure from '@fastify/under-pressure';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load-config.ts';
@@ -53,13 +53,28 @@ export interface BastionPluginOptions {
 }
 
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
+const BEARER_PREFIX = 'Bearer ';
+
+/** The token of `Authorization: Bearer <token>` (scheme in any case, spaces or tabs around), or null. */
+function bearerOf(authorization: string): string | null {
+  // The usual spelling is read without a regular expression (this runs on every request).
+  if (
+    authorization.startsWith(BEARER_PREFIX) &&
+    authorization.length > BEARER_PREFIX.length &&
+    authorization.indexOf(' ', BEARER_PREFIX.length) === -1 &&
+    !authorization.includes('\t')
+  ) {
+    return authorization.slice(BEARER_PREFIX.length);
+  }
+  return BEARER.exec(authorization)?.[1] ?? null;
+}
 
 /** The credentials a request presents: `Authorization: Bearer …` and/or `X-API-Key`. */
 export function credentialsOf(request: FastifyRequest): { bearer: string | null; apiKey: string | null } {
   const authorization = request.headers.authorization;
   const apiKey = request.headers['x-api-key'];
   return {
-    bearer: typeof authorization === 'string' ? (BEARER.exec(authorization)?.[1] ?? null) : null,
+    bearer: typeof authorization === 'string' ? bearerOf(authorization) : null,
     apiKey: typeof apiKey === 'string' && apiKey.length > 0 ? apiKey : null,
   };
 }
@@ -107,8 +122,7 @@ export const bastion = fp<BastionPluginOptions>(
         },
       });
     }
-    await app.register(observability, { metrics: services.httpMetrics });
-    registerDraining(app);
+    await app.register(observability, { metrics: services.httpMetrics, refuseWhileClosing });
     if (config.loadShedding.enabled) await registerLoadShedding(app, config);
 
     registerHealthRoutes(app, services.health, () => detailedFacts(services), BUILD_INFO);
@@ -133,16 +147,8 @@ export const bastion = fp<BastionPluginOptions>(
  * During a graceful shutdown, in-flight requests finish but new ones (on a kept-alive or
  * pipelined connection; new connections are refused) get a 503 and Connection: close.
  */
-function registerDraining(app: FastifyInstance): void {
-  let closing = false;
-  app.addHook('preClose', (done) => {
-    closing = true;
-    done();
-  });
-  app.addHook('onRequest', (request, reply, done) => {
-    if (!closing) return done();
-    reply.header('connection', 'close').code(503).send(errorBody(HttpErrors.unavailable, request.id));
-  });
+function refuseWhileClosing(request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('connection', 'close').code(503).send(errorBody(HttpErrors.unavailable, request.id));
 }
 
 async function registerLoadShedding(app: FastifyInstance, config: BastionConfig): Promise<void> {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { BastionError, HttpErrors } from '../core/errors.ts';
-import type { Authenticator } from '../core/principal.ts';
+import { type Authenticator, isPromiseLike, type Principal } from '../core/principal.ts';
 import './fastify-types.ts';
 
 /** The value of `config.auth` for routes anyone may call. */
@@ -19,7 +19,7 @@ export interface RouteAuthOptions {
   authenticate?: Authenticator<FastifyRequest>;
 }
 
-const nobody: Authenticator<FastifyRequest> = async () => null;
+const nobody: Authenticator<FastifyRequest> = () => null;
 
 /** Why a route declaration is refused, or null when it is fine. */
 export function routeAuthProblem(route: Pick<RouteOptions, 'method' | 'url' | 'config'>): string | null {
@@ -57,20 +57,34 @@ export const routeAuth = fp<RouteAuthOptions>(
       const permission = route.config?.auth as string;
       if (permission === PUBLIC) return;
       const tenantScoped = route.url.split('/').includes(`:${ORG_PARAM}`);
-      const check = async (request: FastifyRequest, _reply: FastifyReply) => {
-        const principal = request.principal ?? (await authenticate(request));
-        if (!principal) throw new BastionError(HttpErrors.unauthorized);
-        request.principal = principal;
-        let granted: ReadonlySet<string> | null = principal.permissions;
-        if (tenantScoped) {
-          const orgId = (request.params as Record<string, string | undefined>)[ORG_PARAM] ?? '';
-          granted = principal.permissionsIn ? await principal.permissionsIn(orgId) : null;
-          // Not a member: the organization might as well not exist.
-          if (!granted) throw new BastionError(HttpErrors.notFound);
-        }
+      const grant = (request: FastifyRequest, granted: ReadonlySet<string> | null): void => {
+        // Not a member: the organization might as well not exist.
+        if (!granted) throw new BastionError(HttpErrors.notFound);
         request.granted = granted;
         if (permission !== AUTHENTICATED && !granted.has(permission)) {
           throw new BastionError(HttpErrors.forbidden);
+        }
+      };
+      const authorize = (request: FastifyRequest, principal: Principal | null): void | PromiseLike<void> => {
+        if (!principal) throw new BastionError(HttpErrors.unauthorized);
+        request.principal = principal;
+        if (!tenantScoped) return grant(request, principal.permissions);
+        if (!principal.permissionsIn) return grant(request, null);
+        const orgId = (request.params as Record<string, string | undefined>)[ORG_PARAM] ?? '';
+        return principal.permissionsIn(orgId).then((granted) => grant(request, granted));
+      };
+      // A callback hook, not an async one: a caller found in memory (a cached token) is let
+      // through without a promise.
+      const check = (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) => {
+        try {
+          const found = request.principal ?? authenticate(request);
+          const outcome = isPromiseLike(found)
+            ? found.then((principal) => authorize(request, principal))
+            : authorize(request, found);
+          if (isPromiseLike(outcome)) outcome.then(() => done(), done);
+          else done();
+        } catch (error) {
+          done(error as Error);
         }
       };
       // Before the body is read: an anonymous caller learns nothing about the route's schema or
