@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Settings } from 'typebox/system';
 import Value from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
+import { parseCidr } from '../core/ip-address.ts';
 import { CONFIG_FILE_VARIABLE, ENV_VARIABLES, type EnvVariable } from './env.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { proxyRangeProblem } from './proxy-ranges.ts';
@@ -73,6 +74,22 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Basti
           source: sourceOf('server.trustedProxies', sources),
           message: problem,
         });
+    }
+  }
+  const ipRules = (withDefaults as { protection?: { ipRules?: Record<string, unknown> } }).protection
+    ?.ipRules;
+  for (const action of ['allow', 'deny']) {
+    const entries = ipRules?.[action];
+    if (!Array.isArray(entries)) continue;
+    for (const entry of entries) {
+      const cidr = (entry as { cidr?: unknown } | null)?.cidr;
+      if (typeof cidr !== 'string' || parseCidr(cidr) !== null) continue;
+      const key = `protection.ipRules.${action}`;
+      problems.push({
+        key,
+        source: sourceOf(key, sources),
+        message: `"${cidr}" is not an IP address or CIDR`,
+      });
     }
   }
   if (problems.length > 0) throw new ConfigError(dedupe(problems));

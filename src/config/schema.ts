@@ -217,6 +217,71 @@ const Outbound = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+/** Header name → value, or null to leave the header out. */
+const headerOverrides = (description: string) =>
+  Type.Record(Type.String(), Type.Union([Type.String(), Type.Null()]), { default: {}, description });
+
+const IpRuleEntry = Type.Object(
+  {
+    cidr: Type.String({ minLength: 1, description: 'An address or CIDR, IPv4 or IPv6' }),
+    reason: Type.String({ default: 'configuration' }),
+  },
+  { additionalProperties: false },
+);
+
+const Protection = Type.Object(
+  {
+    https: oneOf(['auto', 'redirect', 'refuse', 'off'], 'auto'),
+    hsts: Type.Boolean({ default: true, description: 'Send Strict-Transport-Security in production' }),
+    headers: Type.Object(
+      {
+        api: headerOverrides('Changes to the security headers of API responses'),
+        console: headerOverrides("Changes to the security headers of the console's pages"),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    cors: Type.Object(
+      {
+        credentials: Type.Boolean({ default: true, description: 'Allow credentials for listed origins' }),
+        maxAgeSeconds: seconds(600, 'How long browsers may cache a preflight answer', 0),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    limits: Type.Object(
+      {
+        maxHeaderBytes: Type.Integer({
+          minimum: 1024,
+          default: 16_384,
+          description: 'Request line and headers, bytes',
+        }),
+        maxHeaderCount: Type.Integer({ minimum: 1, default: 100, description: 'Request headers' }),
+        maxUrlLength: Type.Integer({ minimum: 64, default: 4096, description: 'Characters of the URL' }),
+        maxJsonDepth: Type.Integer({ minimum: 1, default: 32, description: 'Nesting of a JSON body' }),
+        maxJsonKeys: Type.Integer({
+          minimum: 1,
+          default: 1000,
+          description: 'Keys and items of a JSON body',
+        }),
+        maxParameters: Type.Integer({ minimum: 1, default: 100, description: 'Query-string parameters' }),
+        headersTimeoutMs: Type.Integer({
+          minimum: 1,
+          default: 10_000,
+          description: 'Time to receive the headers',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    ipRules: Type.Object(
+      {
+        allow: Type.Array(IpRuleEntry, { default: [] }),
+        deny: Type.Array(IpRuleEntry, { default: [] }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 /** The whole configuration; every option has a default, so `{}` is a valid file. */
 export const ConfigSchema = Type.Object(
   {
@@ -235,6 +300,7 @@ export const ConfigSchema = Type.Object(
     admin: Admin,
     identity: Identity,
     outbound: Outbound,
+    protection: Protection,
     tracing: Tracing,
     alertChannels: AlertChannels,
   },

@@ -61,6 +61,14 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
     trustProxy: trusted.length > 0 ? trusted : false,
     requestTimeout: config.server.requestTimeoutMs,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    // Oversized headers are refused by Node's parser (431), and a client that sends its headers
+    // too slowly is cut off (408) instead of holding a connection.
+    http: {
+      maxHeaderSize: config.protection.limits.maxHeaderBytes,
+      headersTimeout: config.protection.limits.headersTimeoutMs,
+      // Node looks for expired header and request timeouts this often (default 30 s).
+      connectionsCheckingInterval: Math.min(1000, config.protection.limits.headersTimeoutMs),
+    },
     // Requests that arrive while draining are answered by Bastion's draining hook instead, so they
     // carry X-Request-ID and the error shape like every other response.
     return503OnClosing: false,

@@ -15,11 +15,13 @@ import { registerHealthRoutes } from '../observability/health-routes.ts';
 import { createLogger } from '../observability/logger.ts';
 import { registerMetricsRoute } from '../observability/metrics-route.ts';
 import { observability } from '../observability/plugin.ts';
+import { protection } from '../protection/plugin.ts';
 import { migrationStatus } from '../storage/migrator.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { errorBody, installErrorHandling } from './error-handler.ts';
 import { registerReferenceApi } from './reference-api/index.ts';
 import { routeAuth } from './route-auth.ts';
+import { registerSecurityRoutes } from './security-routes.ts';
 import { createServices, type Services } from './services.ts';
 
 declare module 'fastify' {
@@ -123,6 +125,11 @@ export const bastion = fp<BastionPluginOptions>(
       });
     }
     await app.register(observability, { metrics: services.httpMetrics, refuseWhileClosing });
+    await app.register(protection, {
+      config,
+      ipRules: services.ipRules,
+      events: services.securityEvents,
+    });
     if (config.loadShedding.enabled) await registerLoadShedding(app, config);
 
     registerHealthRoutes(app, services.health, () => detailedFacts(services), BUILD_INFO);
@@ -132,6 +139,7 @@ export const bastion = fp<BastionPluginOptions>(
     if (options.identityRoutes !== false) {
       registerIdentityRoutes(app, services.identity);
       registerAdminRoutes(app, services);
+      registerSecurityRoutes(app, services);
     }
     if (options.referenceApi !== false) registerReferenceApi(app, services);
     if (options.openapi !== false) {

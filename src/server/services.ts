@@ -27,6 +27,8 @@ import {
 import { HttpMetrics } from '../observability/http-metrics.ts';
 import { registerRuntimeMetrics } from '../observability/runtime-metrics.ts';
 import { registerSystemMetrics } from '../observability/system-metrics.ts';
+import { IpRules } from '../protection/ip-rules.ts';
+import { SecurityEvents } from '../protection/security-events.ts';
 import { OutboundClient } from '../resilience/outbound-client.ts';
 import { type Database, openDatabase } from '../storage/database.ts';
 import { ensureInstallationId } from '../storage/instance-settings.ts';
@@ -62,6 +64,10 @@ export interface Services {
   readonly identity: IdentityService;
   /** The one outbound HTTP client (integration tests, later alert channels and the gateway). */
   readonly outbound: OutboundClient;
+  /** IP allow and deny rules, followed across instances. */
+  readonly ipRules: IpRules;
+  /** Durable security events (findings, blocks, bans). */
+  readonly securityEvents: SecurityEvents;
   readonly startedAt: number;
   /** Closes the database and shared state (idempotent). */
   close(): Promise<void>;
@@ -115,6 +121,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
   let keyring: Keyring | null = null;
   let reencryption: ReencryptionJob | null = null;
   let identity: IdentityService | null = null;
+  let ipRules: IpRules | null = null;
+  const securityEvents = new SecurityEvents({ db: database.db, logger, clock });
   const outbound = new OutboundClient({
     timeoutMs: config.outbound.timeoutMs,
     allowPrivateNetworks: config.outbound.allowPrivateNetworks,
@@ -126,6 +134,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
     eventLoop.stop();
     await reencryption?.stop().catch(() => {});
     await identity?.close().catch(() => {});
+    await ipRules?.close().catch(() => {});
+    await securityEvents.close().catch(() => {});
     await outbound.close().catch(() => {});
     await keyring?.close().catch(() => {});
     await Promise.allSettled([database.close(), state.close()]);
@@ -162,6 +172,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
       logger,
     });
     await identity.bootstrapAdmin();
+    ipRules = new IpRules({ config, db: database.db, state, clock, logger });
+    await ipRules.start();
     return {
       config,
       logger,
@@ -180,6 +192,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
       reencryption,
       identity,
       outbound,
+      ipRules,
+      securityEvents,
       startedAt: clock.now(),
       close,
     };

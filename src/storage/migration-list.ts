@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import { instanceSettings } from './migrations/0001-instance-settings.ts';
 import { dataProtection } from './migrations/0002-data-protection.ts';
 import { identity } from './migrations/0003-identity.ts';
+import { protection } from './migrations/0004-protection.ts';
 
 /**
  * Every migration, in order. Names sort lexically and never change once released; the same
@@ -11,4 +12,5 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-instance-settings': instanceSettings,
   '0002-data-protection': dataProtection,
   '0003-identity': identity,
+  '0004-protection': protection,
 };

@@ -208,6 +208,39 @@ export interface AuditEventsTable {
   created_at: string;
 }
 
+/** An IP allow or deny rule made through the API, or an automatic ban. */
+export interface IpRulesTable {
+  id: string;
+  /** Canonical CIDR (a single address has no prefix). */
+  cidr: string;
+  /** 'allow' or 'deny'. */
+  action: string;
+  reason: string;
+  /** 'api' or 'ban'. */
+  source: string;
+  created_by: string | null;
+  created_at: string;
+  expires_at: string | null;
+}
+
+/** A durable security event: an attack finding, a blocked request, a ban. */
+export interface SecurityEventsTable {
+  id: string;
+  /** 'attack', 'ip_blocked', 'ban', … */
+  kind: string;
+  attack_class: string | null;
+  /** 'low', 'medium', 'high' or 'critical'. */
+  severity: string;
+  client_ip: string | null;
+  method: string | null;
+  route: string | null;
+  request_id: string | null;
+  blocked: number;
+  /** JSON object: findings (masked fragments), rule, duration… */
+  details: string;
+  created_at: string;
+}
+
 /** The whole database. */
 export interface DatabaseSchema {
   instance_settings: InstanceSettingsTable;
@@ -227,4 +260,6 @@ export interface DatabaseSchema {
   workflow_versions: WorkflowVersionsTable;
   integrations: IntegrationsTable;
   audit_events: AuditEventsTable;
+  ip_rules: IpRulesTable;
+  security_events: SecurityEventsTable;
 }

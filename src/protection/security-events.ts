@@ -1,0 +1,183 @@
+import type { FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.ts';
+import { newId } from '../core/ids.ts';
+import { maskObject } from '../data-protection/pii-masking.ts';
+import type { DatabaseSchema, SecurityEventsTable } from '../storage/schema.ts';
+import type { IpRule } from './ip-rule-set.ts';
+
+/** How bad an event is. */
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
+
+/** A security event before it is stored. */
+export interface SecurityEventInput {
+  kind: string;
+  attackClass?: string | null;
+  severity: Severity;
+  clientIp: string | null;
+  method?: string | null;
+  route?: string | null;
+  requestId?: string | null;
+  blocked: boolean;
+  details: Record<string, unknown>;
+}
+
+/** A stored event as the API shows it. */
+export interface SecurityEventView {
+  id: string;
+  kind: string;
+  attack_class: string | null;
+  severity: string;
+  client_ip: string | null;
+  method: string | null;
+  route: string | null;
+  request_id: string | null;
+  blocked: boolean;
+  details: Record<string, unknown>;
+  created_at: string;
+}
+
+const FLUSH_DELAY_MS = 200;
+const MAX_BATCH = 200;
+/** At most one "request from a denied address" event per address and rule in this window. */
+const REPEAT_WINDOW_MS = 60_000;
+const REPEAT_MEMORY = 10_000;
+
+/**
+ * Durable security events (attack findings, blocked requests, bans), written in batches off the
+ * request path: a flood of attacks becomes a few multi-row inserts, not a write per request.
+ * Repeats of the same blocked address and rule are recorded once a minute with a count.
+ */
+export class SecurityEvents {
+  readonly #db: Kysely<DatabaseSchema>;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  #pending: SecurityEventsTable[] = [];
+  #timer: NodeJS.Timeout | null = null;
+  #flushing: Promise<void> = Promise.resolve();
+  readonly #repeats = new Map<string, { at: number; suppressed: number }>();
+  readonly #listeners = new Set<(event: SecurityEventView) => void>();
+
+  constructor(options: { db: Kysely<DatabaseSchema>; logger: Logger; clock: Clock }) {
+    this.#db = options.db;
+    this.#logger = options.logger;
+    this.#clock = options.clock;
+  }
+
+  /** Calls `listener` with every event recorded by this instance (threat scoring, live events). */
+  onEvent(listener: (event: SecurityEventView) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Queues an event; it is stored within a fraction of a second. */
+  record(input: SecurityEventInput): void {
+    const now = this.#clock.now();
+    const row: SecurityEventsTable = {
+      id: newId(now),
+      kind: input.kind,
+      attack_class: input.attackClass ?? null,
+      severity: input.severity,
+      client_ip: input.clientIp,
+      method: input.method ?? null,
+      route: input.route ?? null,
+      request_id: input.requestId ?? null,
+      blocked: input.blocked ? 1 : 0,
+      details: JSON.stringify(maskObject(input.details)),
+      created_at: new Date(now).toISOString(),
+    };
+    this.#pending.push(row);
+    for (const listener of this.#listeners) listener(viewOf(row));
+    if (this.#pending.length >= MAX_BATCH) void this.flush();
+    else if (this.#timer === null) {
+      this.#timer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
+      this.#timer.unref();
+    }
+  }
+
+  /** A request refused because its address is denied (recorded at most once a minute per address and rule). */
+  blocked(request: FastifyRequest, rule: IpRule): void {
+    const now = this.#clock.now();
+    const key = `${request.ip}|${rule.id}`;
+    const last = this.#repeats.get(key);
+    if (last && now - last.at < REPEAT_WINDOW_MS) {
+      last.suppressed += 1;
+      return;
+    }
+    if (this.#repeats.size >= REPEAT_MEMORY) this.#repeats.clear();
+    this.#repeats.set(key, { at: now, suppressed: 0 });
+    this.record({
+      kind: rule.source === 'ban' ? 'banned_request' : 'ip_blocked',
+      severity: 'low',
+      clientIp: request.ip,
+      method: request.method,
+      route: request.routeOptions.url ?? null,
+      requestId: request.id,
+      blocked: true,
+      details: {
+        rule: rule.cidr,
+        reason: rule.reason,
+        source: rule.source,
+        repeats_before: last?.suppressed ?? 0,
+      },
+    });
+  }
+
+  /** Writes what is queued now. */
+  flush(): Promise<void> {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    const batch = this.#pending;
+    if (batch.length === 0) return this.#flushing;
+    this.#pending = [];
+    this.#flushing = this.#flushing.then(async () => {
+      try {
+        await this.#db.insertInto('security_events').values(batch).execute();
+      } catch (error) {
+        // Kept for the next flush rather than lost; the log says why it is late.
+        this.#logger.error(
+          { err: error, events: batch.length },
+          'could not store security events; will retry',
+        );
+        this.#pending = [...batch, ...this.#pending];
+        if (this.#timer === null) {
+          this.#timer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS * 10);
+          this.#timer.unref();
+        }
+      }
+    });
+    return this.#flushing;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+
+  /** Stored events, newest first, `limit` per page after the `before` id. */
+  async list(options: { limit: number; before?: string; kind?: string }): Promise<SecurityEventView[]> {
+    let query = this.#db.selectFrom('security_events').selectAll().orderBy('id', 'desc').limit(options.limit);
+    if (options.before) query = query.where('id', '<', options.before);
+    if (options.kind) query = query.where('kind', '=', options.kind);
+    return (await query.execute()).map(viewOf);
+  }
+}
+
+function viewOf(row: SecurityEventsTable): SecurityEventView {
+  return {
+    id: row.id,
+    kind: row.kind,
+    attack_class: row.attack_class,
+    severity: row.severity,
+    client_ip: row.client_ip,
+    method: row.method,
+    route: row.route,
+    request_id: row.request_id,
+    blocked: row.blocked === 1,
+    details: JSON.parse(row.details) as Record<string, unknown>,
+    created_at: row.created_at,
+  };
+}
