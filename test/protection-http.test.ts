@@ -213,7 +213,11 @@ describe('HTTPS policy', () => {
     const viaProxy = await app.inject({ url: '/api/things', headers: { 'x-forwarded-proto': 'https' } });
     expect(viaProxy.statusCode).toBe(200);
     await current?.close();
-    const untrusted = await start({ configure: (config) => void (config.protection.https = 'redirect') });
+    const untrusted = await start({
+      configure: (config) => {
+        config.protection.https = 'redirect';
+      },
+    });
     const spoofed = await untrusted.inject({ url: '/api/things', headers: { 'x-forwarded-proto': 'https' } });
     expect(spoofed.statusCode).toBe(308);
   });
@@ -278,7 +282,9 @@ describe('request limits', () => {
 
   it('over a real socket: 431 for oversized headers and 408 for a client that never finishes them', async () => {
     const app = await start({
-      configure: (config) => void (config.protection.limits.headersTimeoutMs = 300),
+      configure: (config) => {
+        config.protection.limits.headersTimeoutMs = 300;
+      },
     });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const port = (app.server.address() as { port: number }).port;
