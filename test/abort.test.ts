@@ -59,7 +59,8 @@ describe('requests the client abandons', () => {
   it('cannot flood the log with a long unmatched path', async () => {
     const t = await startTestApp();
     try {
-      const response = await t.app.inject({ method: 'GET', url: `/token/${'a-'.repeat(50_000)}` });
+      // Just under the URL limit (longer URLs are refused with 414 before routing).
+      const response = await t.app.inject({ method: 'GET', url: `/token/${'a-'.repeat(2_040)}` });
       expect(response.statusCode).toBe(404);
       const line = t.logs.lines.find((entry) => entry.status === 404);
       expect(String(line?.path).length).toBeLessThanOrEqual(257);

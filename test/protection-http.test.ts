@@ -251,7 +251,7 @@ describe('request limits', () => {
 
   it('400 for JSON nested too deep or with too many keys; 413 for a body over the limit', async () => {
     const app = await start();
-    const deep = `${'['.repeat(40)}1${']'.repeat(40)}`;
+    const deep = `${'['.repeat(120)}1${']'.repeat(120)}`;
     const tooDeep = await app.inject({
       method: 'POST',
       url: '/api/things',
@@ -260,7 +260,7 @@ describe('request limits', () => {
     });
     expect(tooDeep.statusCode).toBe(400);
     expect(tooDeep.json().error).toBe('json_too_deep');
-    const wide = JSON.stringify(Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`k${i}`, i])));
+    const wide = JSON.stringify(Object.fromEntries(Array.from({ length: 10_001 }, (_, i) => [`k${i}`, i])));
     const tooWide = await app.inject({
       method: 'POST',
       url: '/api/things',
@@ -269,6 +269,19 @@ describe('request limits', () => {
     });
     expect(tooWide.statusCode).toBe(400);
     expect(tooWide.json().error).toBe('json_too_many_keys');
+    for (const poisoned of [
+      '{"__proto__":{"admin":true}}',
+      '{"a":{"constructor":{"prototype":{"admin":true}}}}',
+    ]) {
+      const response = await app.inject({
+        method: 'POST',
+        url: '/api/things',
+        headers: { 'content-type': 'application/json' },
+        payload: poisoned,
+      });
+      expect(response.statusCode, poisoned).toBe(400);
+      expect(({} as Record<string, unknown>).admin).toBeUndefined();
+    }
     const fine = await app.inject({ method: 'POST', url: '/api/things', payload: { a: [1, { b: 2 }] } });
     expect(fine.statusCode).toBe(200);
     const huge = await app.inject({

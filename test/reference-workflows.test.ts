@@ -116,10 +116,17 @@ function versionSuite(name: string, options: TestAppOptions, skip = false): void
         ['100k levels as the description', 'PUT', `{"description":${deep(100_000)}}`, 400],
         ['100k levels in an unknown field', 'POST', `{"name":"D","definition":{},"x":${deep(100_000)}}`, 400],
         ['a definition that is an array', 'POST', `{"name":"D","definition":${deep(10)}}`, 400],
+        // Caught first by the JSON key-count limit of API protection (10,000 keys and items).
         [
-          'an array larger than 256 KiB',
+          'an array of 300,000 items',
           'POST',
           `{"name":"D","definition":{"x":[${Array(300_000).fill('0').join(',')}]}}`,
+          400,
+        ],
+        [
+          'a definition larger than 256 KiB',
+          'POST',
+          `{"name":"D","definition":{"x":"${'x'.repeat(300_000)}"}}`,
           413,
         ],
         ['a body larger than the body limit', 'PUT', `{"definition":{"x":"${'x'.repeat(1_100_000)}"}}`, 413],

@@ -43,6 +43,8 @@ const MAX_BATCH = 200;
 /** At most one "request from a denied address" event per address and rule in this window. */
 const REPEAT_WINDOW_MS = 60_000;
 const REPEAT_MEMORY = 10_000;
+/** Events held while the database is unreachable; beyond this the oldest are dropped (and logged). */
+const MAX_PENDING = 10_000;
 
 /**
  * Durable security events (attack findings, blocked requests, bans), written in batches off the
@@ -143,6 +145,14 @@ export class SecurityEvents {
           'could not store security events; will retry',
         );
         this.#pending = [...batch, ...this.#pending];
+        if (this.#pending.length > MAX_PENDING) {
+          const dropped = this.#pending.length - MAX_PENDING;
+          this.#pending = this.#pending.slice(dropped);
+          this.#logger.error(
+            { dropped },
+            'security events dropped: the database has been unreachable too long',
+          );
+        }
         if (this.#timer === null) {
           this.#timer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS * 10);
           this.#timer.unref();
