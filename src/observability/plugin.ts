@@ -13,10 +13,10 @@ import '../server/fastify-types.ts';
 export interface ObservabilityOptions {
   metrics: HttpMetrics;
   /**
-   * Answers a request that arrives during a graceful shutdown (on a kept-alive or pipelined
-   * connection; new connections are refused). Without it such requests are served as usual.
+   * Decides, on the way in, whether a request is served at all (draining, load shedding); it
+   * answers a request it turns away itself and returns false. Default: every request is served.
    */
-  refuseWhileClosing?: (request: FastifyRequest, reply: FastifyReply) => void;
+  admit?: (request: FastifyRequest, reply: FastifyReply) => boolean;
 }
 
 /**
@@ -24,7 +24,7 @@ export interface ObservabilityOptions {
  * metric recorders are built when routes are registered, not per request.
  */
 export const observability = fp<ObservabilityOptions>(
-  async (app: FastifyInstance, { metrics, refuseWhileClosing }) => {
+  async (app: FastifyInstance, { metrics, admit }) => {
     app.addHook('onRoute', (route) => {
       const pattern = route.url ?? route.path;
       // A route may declare several methods; the recorder labels each request by its own.
@@ -43,21 +43,12 @@ export const observability = fp<ObservabilityOptions>(
     app.decorateRequest('bastionFinished', false);
     app.decorateRequest('bastionStartedAt', 0);
 
-    let closing = false;
-    if (refuseWhileClosing) {
-      app.addHook('preClose', (done) => {
-        closing = true;
-        done();
-      });
-    }
-
     // The one hook every request passes on its way in (each hook costs every request).
     app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
       request.bastionStartedAt = performance.now();
       reply.header('x-request-id', request.id);
       metrics.active.inc();
-      if (closing && refuseWhileClosing) return refuseWhileClosing(request, reply);
-      done();
+      if (admit === undefined || admit(request, reply)) done();
     });
 
     // Exactly once per request: when the response is sent, or when the client goes away first

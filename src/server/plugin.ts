@@ -15,7 +15,7 @@ import { registerHealthRoutes } from '../observability/health-routes.ts';
 import { createLogger } from '../observability/logger.ts';
 import { registerMetricsRoute } from '../observability/metrics-route.ts';
 import { observability } from '../observability/plugin.ts';
-import { protection } from '../protection/plugin.ts';
+import { RequestProtection } from '../protection/request-protection.ts';
 import { migrationStatus } from '../storage/migrator.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { errorBody, installErrorHandling } from './error-handler.ts';
@@ -124,13 +124,17 @@ export const bastion = fp<BastionPluginOptions>(
         },
       });
     }
-    await app.register(observability, { metrics: services.httpMetrics, refuseWhileClosing });
-    await app.register(protection, {
+    const overloaded = config.loadShedding.enabled ? await eventLoopPressure(app, config) : null;
+    const protection = new RequestProtection({
       config,
       ipRules: services.ipRules,
       events: services.securityEvents,
     });
-    if (config.loadShedding.enabled) await registerLoadShedding(app, config);
+    protection.install(app);
+    await app.register(observability, {
+      metrics: services.httpMetrics,
+      admit: admission(app, config, overloaded, protection),
+    });
 
     registerHealthRoutes(app, services.health, () => detailedFacts(services), BUILD_INFO);
     if (config.metrics.enabled && config.metrics.listen === null) {
@@ -152,27 +156,55 @@ export const bastion = fp<BastionPluginOptions>(
 );
 
 /**
- * During a graceful shutdown, in-flight requests finish but new ones (on a kept-alive or
- * pipelined connection; new connections are refused) get a 503 and Connection: close.
+ * Whether a request is served (the entry hook's one check, in this order): during a graceful shutdown, in-flight requests finish but new
+ * ones (on a kept-alive or pipelined connection; new connections are refused) get a 503 and
+ * Connection: close; while the event loop is overloaded, requests get a 503 with Retry-After,
+ * except on routes with `config.loadShedding: false` (liveness, metrics); then API protection.
+ * Checked in the observability plugin's entry hook rather than in hooks of their own (a hook
+ * costs every request).
  */
-function refuseWhileClosing(request: FastifyRequest, reply: FastifyReply): void {
-  reply.header('connection', 'close').code(503).send(errorBody(HttpErrors.unavailable, request.id));
+function admission(
+  app: FastifyInstance,
+  config: BastionConfig,
+  overloaded: (() => number | null) | null,
+  protection: RequestProtection,
+): (request: FastifyRequest, reply: FastifyReply) => boolean {
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  const retryAfter = String(config.loadShedding.retryAfterSeconds);
+  return (request, reply) => {
+    protection.setHeaders(request, reply);
+    if (closing) {
+      reply.header('connection', 'close').code(503).send(errorBody(HttpErrors.unavailable, request.id));
+      return false;
+    }
+    const delay =
+      overloaded === null || request.routeOptions.config.loadShedding === false ? null : overloaded();
+    if (delay === null) return protection.admit(request, reply);
+    request.log.warn({ event: 'load_shed', type: 'eventLoopDelay', value: delay }, 'shedding load');
+    reply.code(503).header('retry-after', retryAfter).send(errorBody(HttpErrors.overloaded, request.id));
+    return false;
+  };
 }
 
-async function registerLoadShedding(app: FastifyInstance, config: BastionConfig): Promise<void> {
-  const retryAfter = String(config.loadShedding.retryAfterSeconds);
-  await app.register(underPressure, {
-    maxEventLoopDelay: config.loadShedding.maxEventLoopDelayMs,
-    sampleInterval: config.loadShedding.sampleIntervalMs,
-    retryAfter: config.loadShedding.retryAfterSeconds,
-    pressureHandler: (request, reply, type, value) => {
-      if (request.routeOptions.config.loadShedding === false) return undefined;
-      request.log.warn({ event: 'load_shed', type, value }, 'shedding load');
-      // Fastify skips the rest of the request once the reply is sent.
-      reply.code(503).header('retry-after', retryAfter).send(errorBody(HttpErrors.overloaded, request.id));
-      return undefined;
-    },
+/**
+ * @fastify/under-pressure samples the event loop; it is registered in a context of its own that
+ * holds no route, so its per-request hook never runs, and Bastion reads its verdict in the entry
+ * hook instead. Returns the current delay (ms) when the loop is over the limit, else null.
+ */
+async function eventLoopPressure(app: FastifyInstance, config: BastionConfig): Promise<() => number | null> {
+  let check: () => number | null = () => null;
+  await app.register(async (scope) => {
+    await scope.register(underPressure, {
+      maxEventLoopDelay: config.loadShedding.maxEventLoopDelayMs,
+      sampleInterval: config.loadShedding.sampleIntervalMs,
+    });
+    check = () => (scope.isUnderPressure() ? scope.memoryUsage().eventLoopDelay : null);
   });
+  return () => check();
 }
 
 async function detailedFacts(services: Services): Promise<Record<string, unknown>> {
