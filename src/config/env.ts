@@ -130,6 +130,20 @@ export const ENV_VARIABLES: readonly EnvVariable[] = [
     description: 'Directory for the SQLite file and the development master key',
   },
   {
+    name: 'BASTION_RATE_LIMIT_IP',
+    path: 'protection.rateLimit.ip.points',
+    kind: 'integer',
+    example: '1000',
+    description: 'Requests per client address per minute (IPv6: per /64)',
+  },
+  {
+    name: 'BASTION_RATE_LIMIT_PRINCIPAL',
+    path: 'protection.rateLimit.principal.points',
+    kind: 'integer',
+    example: '2000',
+    description: 'Requests per signed-in user or API key per minute',
+  },
+  {
     name: 'BASTION_BODY_LIMIT',
     path: 'server.bodyLimit',
     kind: 'integer',

@@ -217,6 +217,16 @@ const Outbound = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+/** A rate limit: `points` requests per `durationSeconds`. */
+const rateRule = (points: number, durationSeconds: number, description: string) =>
+  Type.Object(
+    {
+      points: Type.Integer({ minimum: 1, default: points }),
+      durationSeconds: Type.Integer({ minimum: 1, default: durationSeconds }),
+    },
+    { additionalProperties: false, default: {}, description },
+  );
+
 /** Header name → value, or null to leave the header out. */
 const headerOverrides = (description: string) =>
   Type.Record(Type.String(), Type.Union([Type.String(), Type.Null()]), { default: {}, description });
@@ -268,6 +278,19 @@ const Protection = Type.Object(
           default: 10_000,
           description: 'Time to receive the headers',
         }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    rateLimit: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true }),
+        ip: rateRule(1000, 60, 'Requests per client address (IPv6: per /64)'),
+        principal: rateRule(2000, 60, 'Requests per signed-in user or API key'),
+        identity: rateRule(
+          30,
+          60,
+          'Requests per client address to each identity endpoint (login, MFA, refresh…)',
+        ),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -16,7 +16,7 @@ export interface ObservabilityOptions {
    * Decides, on the way in, whether a request is served at all (draining, load shedding); it
    * answers a request it turns away itself and returns false. Default: every request is served.
    */
-  admit?: (request: FastifyRequest, reply: FastifyReply) => boolean;
+  admit?: (request: FastifyRequest, reply: FastifyReply) => boolean | Promise<boolean>;
 }
 
 /**
@@ -48,7 +48,9 @@ export const observability = fp<ObservabilityOptions>(
       request.bastionStartedAt = performance.now();
       reply.header('x-request-id', request.id);
       metrics.active.inc();
-      if (admit === undefined || admit(request, reply)) done();
+      const verdict = admit === undefined ? true : admit(request, reply);
+      if (verdict === true) done();
+      else if (verdict !== false) verdict.then((admitted) => admitted && done(), done);
     });
 
     // Exactly once per request: when the response is sent, or when the client goes away first

@@ -1,17 +1,27 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { BastionConfig } from '../config/schema.ts';
-import { BastionError, type ErrorDefinition } from '../core/errors.ts';
+import { BastionError, type ErrorDefinition, HttpErrors } from '../core/errors.ts';
+import { clientKey } from '../core/ip-address.ts';
 import { errorBody } from '../server/error-handler.ts';
 import { Cors } from './cors.ts';
 import { ProtectionErrors } from './errors.ts';
 import { type HeaderOverrides, type HeaderProfile, type HeaderSet, SecurityHeaders } from './headers.ts';
 import type { IpRules } from './ip-rules.ts';
 import { isValidHost, jsonShapeProblem, parameterCount } from './limits.ts';
+import type { RateDecision, RateLimitRule, RateLimitStatus, RateLimits } from './rate-limits.ts';
 import type { SecurityEvents } from './security-events.ts';
 import '../server/fastify-types.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
+    /**
+     * The route's own rate limit, counted per client address (`per: 'ip'`, default) or per
+     * signed-in caller (`per: 'principal'`); `false` exempts the route from every rate limit.
+     */
+    rateLimit?: (RateLimitRule & { per?: 'ip' | 'principal' }) | false;
+    /** Internal: the route's own limiter. */
+    bastionRouteLimiter?: { limiter: RateLimiterAbstract; per: 'ip' | 'principal' };
     /** Security headers of the route: a profile, or changes to the API set (null leaves a header out). */
     headers?: HeaderProfile | HeaderOverrides;
     /** Internal: the route's precomputed security headers. */
@@ -24,7 +34,11 @@ export interface ProtectionOptions {
   config: BastionConfig;
   ipRules: IpRules;
   events: SecurityEvents;
+  rateLimits: RateLimits;
 }
+
+// The identity endpoints an attacker hammers: a stricter limit per address by default.
+const IDENTITY_LIMITED = /^\/auth\/(?:login|refresh|mfa\/|password|email)/;
 
 // Load balancers probe these over plain HTTP; they reveal nothing.
 const HTTPS_EXEMPT = new Set(['/health/live', '/health/ready']);
@@ -44,8 +58,17 @@ export class RequestProtection {
   readonly #cors: Cors;
   readonly #limits: BastionConfig['protection']['limits'];
   readonly #https: 'redirect' | 'refuse' | 'off';
+  readonly #rateLimits: RateLimits;
+  readonly #rateConfig: BastionConfig['protection']['rateLimit'];
+  readonly #ipLimiter: RateLimiterAbstract | null;
+  readonly #principalLimiter: RateLimiterAbstract | null;
 
-  constructor({ config, ipRules, events }: ProtectionOptions) {
+  constructor({ config, ipRules, events, rateLimits }: ProtectionOptions) {
+    this.#rateLimits = rateLimits;
+    this.#rateConfig = config.protection.rateLimit;
+    const enabled = this.#rateConfig.enabled;
+    this.#ipLimiter = enabled ? rateLimits.limiter('ip', this.#rateConfig.ip) : null;
+    this.#principalLimiter = enabled ? rateLimits.limiter('principal', this.#rateConfig.principal) : null;
     this.#ipRules = ipRules;
     this.#events = events;
     this.#headers = new SecurityHeaders(config);
@@ -59,10 +82,29 @@ export class RequestProtection {
   install(app: FastifyInstance): void {
     const headers = this.#headers;
     const limits = this.#limits;
+    const rate = this.#rateConfig;
     app.addHook('onRoute', (route) => {
+      const url = route.url ?? route.path;
+      const own = route.config?.rateLimit;
+      const methods = [route.method].flat();
+      let routeLimiter: { limiter: RateLimiterAbstract; per: 'ip' | 'principal' } | undefined;
+      if (rate.enabled && own) {
+        routeLimiter = {
+          limiter: this.#rateLimits.limiter(`route:${methods.join(',')}:${url}`, own),
+          per: own.per ?? 'ip',
+        };
+      } else if (
+        rate.enabled &&
+        own === undefined &&
+        methods.includes('POST') &&
+        IDENTITY_LIMITED.test(url)
+      ) {
+        routeLimiter = { limiter: this.#rateLimits.limiter(`route:POST:${url}`, rate.identity), per: 'ip' };
+      }
       route.config = {
         ...route.config,
-        bastionHeaders: headers.forRoute(route.url ?? route.path, route.config?.headers),
+        bastionHeaders: headers.forRoute(url, route.config?.headers),
+        ...(routeLimiter ? { bastionRouteLimiter: routeLimiter } : {}),
       };
     });
     // The HTTP server refuses larger headers itself (431) and times out slow senders (408); past
@@ -86,8 +128,8 @@ export class RequestProtection {
     reply.headers(request.routeOptions.config.bastionHeaders ?? this.#apiHeaders);
   }
 
-  /** Checks the request; answers it and returns false when it is refused. */
-  admit(request: FastifyRequest, reply: FastifyReply): boolean {
+  /** Checks the request; answers it and returns (or resolves to) false when it is refused. */
+  admit(request: FastifyRequest, reply: FastifyReply): boolean | Promise<boolean> {
     const limits = this.#limits;
     if (request.url.length > limits.maxUrlLength) return refuse(request, reply, ProtectionErrors.uriTooLong);
     if (request.raw.rawHeaders.length > limits.maxHeaderCount * 2) {
@@ -126,8 +168,76 @@ export class RequestProtection {
     if (parameterCount(request.query) > limits.maxParameters) {
       return refuse(request, reply, ProtectionErrors.tooManyParameters);
     }
-    return true;
+    return this.#limitAddress(request, reply);
   }
+
+  /** The per-address limits: every route's, and the route's own when it counts per address. */
+  #limitAddress(request: FastifyRequest, reply: FastifyReply): boolean | Promise<boolean> {
+    const config = request.routeOptions.config;
+    if (this.#ipLimiter === null || config.rateLimit === false) return true;
+    const key = clientKey(request.ip);
+    const own = config.bastionRouteLimiter;
+    const checks = [this.#rateLimits.consume(this.#ipLimiter, key, 'ip')];
+    if (own?.per === 'ip') checks.push(this.#rateLimits.consume(own.limiter, key, 'route'));
+    return Promise.all(checks).then((decisions) => this.#apply(request, reply, decisions));
+  }
+
+  /**
+   * The per-caller limits, once the caller is known (route authorization calls this): every
+   * route's per-principal limit, and the route's own when it counts per principal.
+   */
+  limitPrincipal(request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
+    const config = request.routeOptions.config;
+    const principal = request.principal;
+    if (this.#principalLimiter === null || config.rateLimit === false || !principal) return;
+    const key = `${principal.kind}:${principal.id}`;
+    const own = config.bastionRouteLimiter;
+    const checks = [this.#rateLimits.consume(this.#principalLimiter, key, 'principal')];
+    if (own?.per === 'principal') checks.push(this.#rateLimits.consume(own.limiter, key, 'route'));
+    return Promise.all(checks).then((decisions) => {
+      if (!this.#apply(request, reply, decisions, false)) {
+        throw new BastionError(HttpErrors.tooManyRequests, {
+          headers: { 'retry-after': String(retryAfterOf(decisions)) },
+        });
+      }
+    });
+  }
+
+  /**
+   * Sets the RateLimit headers of the tightest limit and, when one is exhausted, answers 429
+   * with Retry-After (unless `answer` is false: the caller throws instead). True when allowed.
+   */
+  #apply(request: FastifyRequest, reply: FastifyReply, decisions: RateDecision[], answer = true): boolean {
+    let tightest = decisions[0] as RateDecision;
+    for (const decision of decisions) {
+      if (!decision.allowed || decision.remaining < tightest.remaining) tightest = decision;
+      if (!decision.allowed) break;
+    }
+    reply.header('ratelimit-limit', String(tightest.limit));
+    reply.header('ratelimit-remaining', String(tightest.remaining));
+    reply.header('ratelimit-reset', String(tightest.resetSeconds));
+    if (tightest.allowed) return true;
+    this.#events.rateLimited(request);
+    if (answer) {
+      reply
+        .code(429)
+        .header('retry-after', String(retryAfterOf(decisions)))
+        .send(errorBody(HttpErrors.tooManyRequests, request.id));
+    }
+    return false;
+  }
+
+  /** For `/health/detailed`. */
+  rateLimitStatus(): RateLimitStatus & { enabled: boolean } {
+    return { enabled: this.#rateConfig.enabled, ...this.#rateLimits.status() };
+  }
+}
+
+function retryAfterOf(decisions: RateDecision[]): number {
+  return Math.max(
+    1,
+    ...decisions.filter((decision) => !decision.allowed).map((decision) => decision.resetSeconds),
+  );
 }
 
 function refuse(request: FastifyRequest, reply: FastifyReply, definition: ErrorDefinition): false {

@@ -100,15 +100,7 @@ export class SecurityEvents {
 
   /** A request refused because its address is denied (recorded at most once a minute per address and rule). */
   blocked(request: FastifyRequest, rule: IpRule): void {
-    const now = this.#clock.now();
-    const key = `${request.ip}|${rule.id}`;
-    const last = this.#repeats.get(key);
-    if (last && now - last.at < REPEAT_WINDOW_MS) {
-      last.suppressed += 1;
-      return;
-    }
-    if (this.#repeats.size >= REPEAT_MEMORY) this.#repeats.clear();
-    this.#repeats.set(key, { at: now, suppressed: 0 });
+    if (this.#repeated(`${request.ip}|${rule.id}`)) return;
     this.record({
       kind: rule.source === 'ban' ? 'banned_request' : 'ip_blocked',
       severity: 'low',
@@ -121,9 +113,36 @@ export class SecurityEvents {
         rule: rule.cidr,
         reason: rule.reason,
         source: rule.source,
-        repeats_before: last?.suppressed ?? 0,
       },
     });
+  }
+
+  /** A request refused by a rate limit (recorded at most once a minute per address). */
+  rateLimited(request: FastifyRequest): void {
+    if (this.#repeated(`rate|${request.ip}`)) return;
+    this.record({
+      kind: 'rate_limited',
+      severity: 'low',
+      clientIp: request.ip,
+      method: request.method,
+      route: request.routeOptions.url ?? null,
+      requestId: request.id,
+      blocked: true,
+      details: {},
+    });
+  }
+
+  /** True (and counted) when an event of this key was recorded within the last minute. */
+  #repeated(key: string): boolean {
+    const now = this.#clock.now();
+    const last = this.#repeats.get(key);
+    if (last && now - last.at < REPEAT_WINDOW_MS) {
+      last.suppressed += 1;
+      return true;
+    }
+    if (this.#repeats.size >= REPEAT_MEMORY) this.#repeats.clear();
+    this.#repeats.set(key, { at: now, suppressed: 0 });
+    return false;
   }
 
   /** Writes what is queued now. */

@@ -108,7 +108,17 @@ export const bastion = fp<BastionPluginOptions>(
       options.authenticate ??
       ((request: FastifyRequest) =>
         services.identity.authenticate(credentialsOf(request), () => requestContext(request)));
-    await app.register(routeAuth, { authenticate });
+    const protection = new RequestProtection({
+      config,
+      ipRules: services.ipRules,
+      events: services.securityEvents,
+      rateLimits: services.rateLimits,
+    });
+    protection.install(app);
+    await app.register(routeAuth, {
+      authenticate,
+      authorized: (request, reply) => protection.limitPrincipal(request, reply),
+    });
     if (options.openapi !== false) {
       await app.register(swagger, {
         openapi: {
@@ -125,18 +135,12 @@ export const bastion = fp<BastionPluginOptions>(
       });
     }
     const overloaded = config.loadShedding.enabled ? await eventLoopPressure(app, config) : null;
-    const protection = new RequestProtection({
-      config,
-      ipRules: services.ipRules,
-      events: services.securityEvents,
-    });
-    protection.install(app);
     await app.register(observability, {
       metrics: services.httpMetrics,
       admit: admission(app, config, overloaded, protection),
     });
 
-    registerHealthRoutes(app, services.health, () => detailedFacts(services), BUILD_INFO);
+    registerHealthRoutes(app, services.health, () => detailedFacts(services, protection), BUILD_INFO);
     if (config.metrics.enabled && config.metrics.listen === null) {
       registerMetricsRoute(app, services.registry, config.metrics.token);
     }
@@ -168,7 +172,7 @@ function admission(
   config: BastionConfig,
   overloaded: (() => number | null) | null,
   protection: RequestProtection,
-): (request: FastifyRequest, reply: FastifyReply) => boolean {
+): (request: FastifyRequest, reply: FastifyReply) => boolean | Promise<boolean> {
   let closing = false;
   app.addHook('preClose', (done) => {
     closing = true;
@@ -207,7 +211,10 @@ async function eventLoopPressure(app: FastifyInstance, config: BastionConfig): P
   return () => check();
 }
 
-async function detailedFacts(services: Services): Promise<Record<string, unknown>> {
+async function detailedFacts(
+  services: Services,
+  protection: RequestProtection,
+): Promise<Record<string, unknown>> {
   const [migrations, secrets] = await Promise.all([
     migrationStatus(services.database).catch(() => null),
     services.vault.summary().catch(() => null),
@@ -218,6 +225,7 @@ async function detailedFacts(services: Services): Promise<Record<string, unknown
     uptime_seconds: Math.round((services.clock.now() - services.startedAt) / 1000),
     database: { system: services.database.kind },
     shared_state: { backend: services.state.kind, policy: services.config.sharedStatePolicy },
+    rate_limits: protection.rateLimitStatus(),
     circuit_breakers: {},
     secrets: secrets ?? 'unavailable',
     migrations:

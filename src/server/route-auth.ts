@@ -17,6 +17,11 @@ const PERMISSION_PATTERN = /^[a-z][a-z-]*:[a-z][a-z-]*$/;
 export interface RouteAuthOptions {
   /** Finds the caller; until identity is configured, nobody is authenticated (every non-public route answers 401). */
   authenticate?: Authenticator<FastifyRequest>;
+  /**
+   * Runs once the caller is authorized (per-caller rate limits); it may throw or reject to
+   * refuse the request.
+   */
+  authorized?: (request: FastifyRequest, reply: FastifyReply) => void | PromiseLike<void>;
 }
 
 const nobody: Authenticator<FastifyRequest> = () => null;
@@ -48,6 +53,7 @@ export function routeAuthProblem(route: Pick<RouteOptions, 'method' | 'url' | 'c
 export const routeAuth = fp<RouteAuthOptions>(
   async (app: FastifyInstance, options) => {
     const authenticate = options.authenticate ?? nobody;
+    const authorized = options.authorized;
     app.decorateRequest('principal', null);
     app.decorateRequest('granted', null);
 
@@ -75,12 +81,16 @@ export const routeAuth = fp<RouteAuthOptions>(
       };
       // A callback hook, not an async one: a caller found in memory (a cached token) is let
       // through without a promise.
-      const check = (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) => {
+      const afterwards = (request: FastifyRequest, reply: FastifyReply) => authorized?.(request, reply);
+      const check = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
         try {
           const found = request.principal ?? authenticate(request);
-          const outcome = isPromiseLike(found)
+          const granted = isPromiseLike(found)
             ? found.then((principal) => authorize(request, principal))
             : authorize(request, found);
+          const outcome = isPromiseLike(granted)
+            ? granted.then(() => afterwards(request, reply))
+            : afterwards(request, reply);
           if (isPromiseLike(outcome)) outcome.then(() => done(), done);
           else done();
         } catch (error) {

@@ -28,6 +28,7 @@ import { HttpMetrics } from '../observability/http-metrics.ts';
 import { registerRuntimeMetrics } from '../observability/runtime-metrics.ts';
 import { registerSystemMetrics } from '../observability/system-metrics.ts';
 import { IpRules } from '../protection/ip-rules.ts';
+import { RateLimits } from '../protection/rate-limits.ts';
 import { SecurityEvents } from '../protection/security-events.ts';
 import { OutboundClient } from '../resilience/outbound-client.ts';
 import { type Database, openDatabase } from '../storage/database.ts';
@@ -68,6 +69,8 @@ export interface Services {
   readonly ipRules: IpRules;
   /** Durable security events (findings, blocks, bans). */
   readonly securityEvents: SecurityEvents;
+  /** Rate limiters on shared state, with a local fallback. */
+  readonly rateLimits: RateLimits;
   readonly startedAt: number;
   /** Closes the database and shared state (idempotent). */
   close(): Promise<void>;
@@ -194,6 +197,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       outbound,
       ipRules,
       securityEvents,
+      rateLimits: new RateLimits({ state, clock, registry }),
       startedAt: clock.now(),
       close,
     };

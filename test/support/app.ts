@@ -92,6 +92,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     // Test files share a busy machine: a long pause of this process (module loading, the test
     // runner) is not overload. Tests of load shedding set their own threshold, which keeps it on.
     if (options.env?.BASTION_MAX_EVENT_LOOP_DELAY_MS === undefined) config.loadShedding.enabled = false;
+    // Tests send many requests from one address; tests of rate limiting set a limit, which keeps it on.
+    if (options.env?.BASTION_RATE_LIMIT_IP === undefined) config.protection.rateLimit.enabled = false;
     options.configure?.(config);
     app = await createApp({
       config,
