@@ -294,6 +294,46 @@ const Protection = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    threat: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Score addresses and ban automatically' }),
+        halfLifeSeconds: seconds(600, 'A threat score halves in this time'),
+        banThreshold: Type.Integer({
+          minimum: 1,
+          default: 100,
+          description: 'Score at which an address is banned',
+        }),
+        banDurationsSeconds: Type.Array(Type.Integer({ minimum: 1 }), {
+          minItems: 1,
+          default: [900, 3600, 86_400],
+          description: 'Length of the 1st, 2nd, … ban of an address within a week (the last repeats)',
+        }),
+        points: Type.Object(
+          {
+            attack: Type.Integer({
+              minimum: 0,
+              default: 25,
+              description: 'Per request with an attack finding',
+            }),
+            identity_failure: Type.Integer({ minimum: 0, default: 5, description: 'Per failed sign-in' }),
+            not_found: Type.Integer({ minimum: 0, default: 2, description: 'Per 404' }),
+            rate_limited: Type.Integer({ minimum: 0, default: 10, description: 'Per rate-limited request' }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        stuffingAccounts: Type.Integer({
+          minimum: 2,
+          default: 10,
+          description: 'Distinct accounts failing from one address in 10 minutes: credential stuffing',
+        }),
+        guessingAddresses: Type.Integer({
+          minimum: 2,
+          default: 10,
+          description: 'Distinct addresses failing on one account in 10 minutes: distributed guessing',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     ipRules: Type.Object(
       {
         allow: Type.Array(IpRuleEntry, { default: [] }),

@@ -111,6 +111,14 @@ export class AuditLog {
     this.#masking = options.masking ?? {};
   }
 
+  readonly #listeners = new Set<(input: AuditEventInput) => void>();
+
+  /** Calls `listener` with every event once it is stored (threat scoring reads failures here). */
+  onRecorded(listener: (input: AuditEventInput) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   /** Writes one event; resolves once it is stored. */
   async record(input: AuditEventInput): Promise<void> {
     const now = this.#clock.now();
@@ -147,6 +155,7 @@ export class AuditLog {
       },
       `audit ${row.action} ${row.outcome}`,
     );
+    for (const listener of this.#listeners) listener(input);
   }
 
   /**

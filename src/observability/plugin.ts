@@ -17,6 +17,8 @@ export interface ObservabilityOptions {
    * answers a request it turns away itself and returns false. Default: every request is served.
    */
   admit?: (request: FastifyRequest, reply: FastifyReply) => boolean | Promise<boolean>;
+  /** Told of every finished request with its status (threat scoring counts 404s). */
+  finished?: (request: FastifyRequest, status: number) => void;
 }
 
 /**
@@ -24,7 +26,7 @@ export interface ObservabilityOptions {
  * metric recorders are built when routes are registered, not per request.
  */
 export const observability = fp<ObservabilityOptions>(
-  async (app: FastifyInstance, { metrics, admit }) => {
+  async (app: FastifyInstance, { metrics, admit, finished }) => {
     app.addHook('onRoute', (route) => {
       const pattern = route.url ?? route.path;
       // A route may declare several methods; the recorder labels each request by its own.
@@ -62,6 +64,7 @@ export const observability = fp<ObservabilityOptions>(
       const config = request.routeOptions.config;
       const recorder = config.bastionRecorder;
       (recorder ?? metrics.forUnmatched(request.method)).observe(status, elapsed / 1000, request.method);
+      finished?.(request, status);
       const durationMs = Math.round(elapsed * 100) / 100;
       const message = aborted ? ABORTED : COMPLETED;
       if (

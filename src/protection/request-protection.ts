@@ -11,6 +11,7 @@ import type { IpRules } from './ip-rules.ts';
 import { isValidHost, jsonShapeProblem, parameterCount } from './limits.ts';
 import type { RateDecision, RateLimitRule, RateLimitStatus, RateLimits } from './rate-limits.ts';
 import type { SecurityEvents } from './security-events.ts';
+import type { ThreatScores } from './threat-scores.ts';
 import '../server/fastify-types.ts';
 
 declare module 'fastify' {
@@ -35,6 +36,7 @@ export interface ProtectionOptions {
   ipRules: IpRules;
   events: SecurityEvents;
   rateLimits: RateLimits;
+  threat: ThreatScores;
 }
 
 // The identity endpoints an attacker hammers: a stricter limit per address by default.
@@ -63,7 +65,10 @@ export class RequestProtection {
   readonly #ipLimiter: RateLimiterAbstract | null;
   readonly #principalLimiter: RateLimiterAbstract | null;
 
-  constructor({ config, ipRules, events, rateLimits }: ProtectionOptions) {
+  readonly #threat: ThreatScores;
+
+  constructor({ config, ipRules, events, rateLimits, threat }: ProtectionOptions) {
+    this.#threat = threat;
     this.#rateLimits = rateLimits;
     this.#rateConfig = config.protection.rateLimit;
     const enabled = this.#rateConfig.enabled;
@@ -218,6 +223,7 @@ export class RequestProtection {
     reply.header('ratelimit-reset', String(tightest.resetSeconds));
     if (tightest.allowed) return true;
     this.#events.rateLimited(request);
+    this.#threat.add(request.ip, 'rate_limited');
     if (answer) {
       reply
         .code(429)

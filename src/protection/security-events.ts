@@ -60,6 +60,12 @@ export class SecurityEvents {
   #flushing: Promise<void> = Promise.resolve();
   readonly #repeats = new Map<string, { at: number; suppressed: number }>();
   readonly #listeners = new Set<(event: SecurityEventView) => void>();
+  #stored: ((batch: readonly SecurityEventsTable[]) => Promise<void>) | null = null;
+
+  /** Runs after each batch is stored (incident grouping); its failure is logged, not retried. */
+  afterStore(handler: (batch: readonly SecurityEventsTable[]) => Promise<void>): void {
+    this.#stored = handler;
+  }
 
   constructor(options: { db: Kysely<DatabaseSchema>; logger: Logger; clock: Clock }) {
     this.#db = options.db;
@@ -176,7 +182,11 @@ export class SecurityEvents {
           this.#timer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS * 10);
           this.#timer.unref();
         }
+        return;
       }
+      await this.#stored?.(batch).catch((error: unknown) => {
+        this.#logger.error({ err: error }, 'could not group security events into incidents');
+      });
     });
     return this.#flushing;
   }

@@ -113,6 +113,7 @@ export const bastion = fp<BastionPluginOptions>(
       ipRules: services.ipRules,
       events: services.securityEvents,
       rateLimits: services.rateLimits,
+      threat: services.threat,
     });
     protection.install(app);
     await app.register(routeAuth, {
@@ -138,6 +139,9 @@ export const bastion = fp<BastionPluginOptions>(
     await app.register(observability, {
       metrics: services.httpMetrics,
       admit: admission(app, config, overloaded, protection),
+      finished: (request, status) => {
+        if (status === 404) services.threat.add(request.ip, 'not_found');
+      },
     });
 
     registerHealthRoutes(app, services.health, () => detailedFacts(services, protection), BUILD_INFO);

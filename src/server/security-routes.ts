@@ -4,7 +4,7 @@ import { BastionError, HttpErrors } from '../core/errors.ts';
 import { parseCidr, parseIp } from '../core/ip-address.ts';
 import { actorOf, requestContext } from '../identity/audit-log.ts';
 import { cidrProblem } from '../protection/ip-rules.ts';
-import { Closed, DEFAULT_LIMIT, ListQuery, Page } from './schemas.ts';
+import { Closed, DEFAULT_LIMIT, Id, ListQuery, Page } from './schemas.ts';
 import type { Services } from './services.ts';
 
 const Address = Type.String({ minLength: 2, maxLength: 64, description: 'An IPv4 or IPv6 address' });
@@ -21,6 +21,21 @@ const IpRuleView = Type.Object({
   created_by: NullableString,
   created_at: NullableString,
   expires_at: NullableString,
+});
+
+const IncidentView = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  severity: Type.String(),
+  client_ip: NullableString,
+  status: Type.String({ description: 'open, acknowledged or resolved' }),
+  event_count: Type.Integer(),
+  first_seen_at: Type.String(),
+  last_seen_at: Type.String(),
+  acknowledged_by: NullableString,
+  acknowledged_at: NullableString,
+  resolved_by: NullableString,
+  resolved_at: NullableString,
 });
 
 const SecurityEventView = Type.Object({
@@ -54,7 +69,7 @@ function targetOf(body: { ip?: string; cidr?: string }): string {
  * events (`security:read`). These act on the whole server, so they are platform routes.
  */
 export function registerSecurityRoutes(app: FastifyInstance, services: Services): void {
-  const { ipRules, securityEvents, identity } = services;
+  const { ipRules, securityEvents, identity, incidents } = services;
   const tags = ['security'];
   const base = '/api/v1/monitoring/security';
 
@@ -166,4 +181,85 @@ export function registerSecurityRoutes(app: FastifyInstance, services: Services)
       return { items: page, next_cursor: items.length > limit ? (page.at(-1)?.id ?? null) : null };
     },
   );
+
+  app.get(
+    `${base}/status`,
+    {
+      config: { auth: 'security:read' },
+      schema: {
+        tags,
+        summary: 'Threat level (low, elevated, high, critical) and what it is made of, over the last hour',
+        response: {
+          200: Type.Object({
+            threat_level: Type.String(),
+            window_minutes: Type.Integer(),
+            events_last_hour: Type.Record(Type.String(), Type.Integer()),
+            blocked_last_hour: Type.Integer(),
+            open_incidents: Type.Record(Type.String(), Type.Integer()),
+            active_bans: Type.Integer(),
+          }),
+        },
+      },
+    },
+    async () => {
+      await securityEvents.flush();
+      return incidents.status();
+    },
+  );
+
+  app.get(
+    `${base}/incidents`,
+    {
+      config: { auth: 'security:read' },
+      schema: {
+        tags,
+        summary: 'Security incidents, newest first',
+        querystring: Closed({
+          ...ListQuery.properties,
+          status: Type.Optional(
+            Type.Union([Type.Literal('open'), Type.Literal('acknowledged'), Type.Literal('resolved')]),
+          ),
+        }),
+        response: { 200: Page(IncidentView) },
+      },
+    },
+    async (request) => {
+      const query = request.query as { limit?: number; cursor?: string; status?: string };
+      const limit = query.limit ?? DEFAULT_LIMIT;
+      await securityEvents.flush();
+      const items = await incidents.list({ limit: limit + 1, before: query.cursor, status: query.status });
+      const page = items.slice(0, limit);
+      return { items: page, next_cursor: items.length > limit ? (page.at(-1)?.id ?? null) : null };
+    },
+  );
+
+  for (const [verb, status] of [
+    ['acknowledge', 'acknowledged'],
+    ['resolve', 'resolved'],
+  ] as const) {
+    app.post(
+      `${base}/incidents/:id/${verb}`,
+      {
+        config: { auth: 'security:manage' },
+        schema: {
+          tags,
+          summary: `Mark an incident ${status}`,
+          params: Closed({ id: Id }),
+          response: { 200: IncidentView },
+        },
+      },
+      async (request) => {
+        const { id } = request.params as { id: string };
+        const incident = await incidents.transition(id, status, request.principal?.userId ?? null);
+        await identity.audit.record({
+          category: 'security',
+          action: `incident.${verb}`,
+          actor: actorOf(request.principal),
+          target: { type: 'security_incident', id },
+          context: requestContext(request),
+        });
+        return incident;
+      },
+    );
+  }
 }

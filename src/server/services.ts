@@ -30,6 +30,8 @@ import { registerSystemMetrics } from '../observability/system-metrics.ts';
 import { IpRules } from '../protection/ip-rules.ts';
 import { RateLimits } from '../protection/rate-limits.ts';
 import { SecurityEvents } from '../protection/security-events.ts';
+import { SecurityIncidents } from '../protection/security-incidents.ts';
+import { feedIdentityFailures, ThreatScores } from '../protection/threat-scores.ts';
 import { OutboundClient } from '../resilience/outbound-client.ts';
 import { type Database, openDatabase } from '../storage/database.ts';
 import { ensureInstallationId } from '../storage/instance-settings.ts';
@@ -71,6 +73,10 @@ export interface Services {
   readonly securityEvents: SecurityEvents;
   /** Rate limiters on shared state, with a local fallback. */
   readonly rateLimits: RateLimits;
+  /** Decaying per-address threat scores and automatic bans. */
+  readonly threat: ThreatScores;
+  /** Security incidents and the threat level. */
+  readonly incidents: SecurityIncidents;
   readonly startedAt: number;
   /** Closes the database and shared state (idempotent). */
   close(): Promise<void>;
@@ -125,6 +131,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
   let reencryption: ReencryptionJob | null = null;
   let identity: IdentityService | null = null;
   let ipRules: IpRules | null = null;
+  let threat: ThreatScores | null = null;
   const securityEvents = new SecurityEvents({ db: database.db, logger, clock });
   const outbound = new OutboundClient({
     timeoutMs: config.outbound.timeoutMs,
@@ -137,6 +144,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     eventLoop.stop();
     await reencryption?.stop().catch(() => {});
     await identity?.close().catch(() => {});
+    await threat?.close().catch(() => {});
     await ipRules?.close().catch(() => {});
     await securityEvents.close().catch(() => {});
     await outbound.close().catch(() => {});
@@ -177,6 +185,10 @@ export async function createServices(options: ServicesOptions): Promise<Services
     await identity.bootstrapAdmin();
     ipRules = new IpRules({ config, db: database.db, state, clock, logger });
     await ipRules.start();
+    threat = new ThreatScores({ config, state, ipRules, events: securityEvents, clock, logger });
+    identity.audit.onRecorded(feedIdentityFailures(threat));
+    const incidents = new SecurityIncidents({ db: database.db, clock, ipRules });
+    securityEvents.afterStore((batch) => incidents.absorb(batch));
     return {
       config,
       logger,
@@ -198,6 +210,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
       ipRules,
       securityEvents,
       rateLimits: new RateLimits({ state, clock, registry }),
+      threat,
+      incidents,
       startedAt: clock.now(),
       close,
     };

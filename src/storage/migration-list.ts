@@ -3,6 +3,7 @@ import { instanceSettings } from './migrations/0001-instance-settings.ts';
 import { dataProtection } from './migrations/0002-data-protection.ts';
 import { identity } from './migrations/0003-identity.ts';
 import { protection } from './migrations/0004-protection.ts';
+import { securityIncidents } from './migrations/0005-security-incidents.ts';
 
 /**
  * Every migration, in order. Names sort lexically and never change once released; the same
@@ -13,4 +14,5 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0002-data-protection': dataProtection,
   '0003-identity': identity,
   '0004-protection': protection,
+  '0005-security-incidents': securityIncidents,
 };

@@ -241,6 +241,25 @@ export interface SecurityEventsTable {
   created_at: string;
 }
 
+/** Related security events grouped into one incident. */
+export interface SecurityIncidentsTable {
+  id: string;
+  /** What groups events: kind and address (or account). */
+  group_key: string;
+  kind: string;
+  severity: string;
+  client_ip: string | null;
+  /** 'open', 'acknowledged' or 'resolved'. */
+  status: string;
+  event_count: number;
+  first_seen_at: string;
+  last_seen_at: string;
+  acknowledged_by: string | null;
+  acknowledged_at: string | null;
+  resolved_by: string | null;
+  resolved_at: string | null;
+}
+
 /** The whole database. */
 export interface DatabaseSchema {
   instance_settings: InstanceSettingsTable;
@@ -262,4 +281,5 @@ export interface DatabaseSchema {
   audit_events: AuditEventsTable;
   ip_rules: IpRulesTable;
   security_events: SecurityEventsTable;
+  security_incidents: SecurityIncidentsTable;
 }
