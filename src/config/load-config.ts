@@ -7,6 +7,20 @@ import { parseCidr } from '../core/ip-address.ts';
 import { CONFIG_FILE_VARIABLE, ENV_VARIABLES, type EnvVariable } from './env.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { proxyRangeProblem } from './proxy-ranges.ts';
+
+// The attack classes of protection's detectors (config may set a mode per class).
+const ATTACK_CLASS_NAMES = [
+  'sqli',
+  'xss',
+  'cmdi',
+  'path_traversal',
+  'ssrf',
+  'nosqli',
+  'prototype_pollution',
+  'crlf',
+  'scanner',
+];
+
 import { type BastionConfig, ConfigSchema } from './schema.ts';
 
 type Tree = Record<string, unknown>;
@@ -89,6 +103,19 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Basti
         key,
         source: sourceOf(key, sources),
         message: `"${cidr}" is not an IP address or CIDR`,
+      });
+    }
+  }
+  const detectionClasses = (withDefaults as { protection?: { detection?: { classes?: unknown } } }).protection
+    ?.detection?.classes;
+  if (detectionClasses && typeof detectionClasses === 'object') {
+    for (const name of Object.keys(detectionClasses)) {
+      if (ATTACK_CLASS_NAMES.includes(name)) continue;
+      const key = 'protection.detection.classes';
+      problems.push({
+        key,
+        source: sourceOf(key, sources),
+        message: `"${name}" is not an attack class (${ATTACK_CLASS_NAMES.join(', ')})`,
       });
     }
   }

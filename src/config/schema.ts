@@ -294,6 +294,17 @@ const Protection = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    detection: Type.Object(
+      {
+        mode: oneOf(['block', 'monitor', 'off'], 'block'),
+        classes: Type.Record(Type.String(), Type.Enum(['block', 'monitor', 'off']), {
+          default: {},
+          description:
+            'Mode per attack class (sqli, xss, cmdi, path_traversal, ssrf, nosqli, prototype_pollution, crlf, scanner)',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     threat: Type.Object(
       {
         enabled: Type.Boolean({ default: true, description: 'Score addresses and ban automatically' }),
