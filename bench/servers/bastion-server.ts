@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { announceReady, exitOnSignal, portOf, ROUTE_PATH } from './shared.ts';
+import { ALLOWED_ORIGIN, announceReady, exitOnSignal, portOf, ROUTE_PATH } from './shared.ts';
 
 // Bastion is measured as users run it: the compiled build in dist/ (`npm run bench` builds it
 // first), not the sources through tsx, whose transform adds work to every closure it creates.
@@ -49,6 +49,8 @@ export async function runBastionServer(options: BastionServerOptions): Promise<v
         // Rate limiting stays on (counting is part of the cost being measured) with limits the
         // load generator, one address sending tens of thousands of requests a second, never reaches.
         BASTION_RATE_LIMIT_IP: '1000000000',
+        // The load generator sends this Origin, as it does to the peers, so CORS does real work.
+        CORS_ORIGINS: ALLOWED_ORIGIN,
         BASTION_RATE_LIMIT_PRINCIPAL: '1000000000',
         ...options.env,
       },
