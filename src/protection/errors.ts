@@ -39,5 +39,11 @@ export const ProtectionErrors = {
     'json_too_many_keys',
     'The JSON body has too many keys or items',
   ),
+  csrfFailed: defineError(
+    'BASTION_ERR_CSRF',
+    403,
+    'csrf_failed',
+    'This request must come from the console, with its CSRF token',
+  ),
   invalidHost: defineError('BASTION_ERR_INVALID_HOST', 400, 'invalid_host', 'The Host header is not valid'),
 } as const;

@@ -40,7 +40,7 @@ export interface ProtectionOptions {
 }
 
 // The identity endpoints an attacker hammers: a stricter limit per address by default.
-const IDENTITY_LIMITED = /^\/auth\/(?:login|refresh|mfa\/|password|email)/;
+const IDENTITY_LIMITED = /^\/auth\/(?:console\/)?(?:login|refresh|mfa\/|password|email)/;
 
 // Load balancers probe these over plain HTTP; they reveal nothing.
 const HTTPS_EXEMPT = new Set(['/health/live', '/health/ready']);

@@ -6,15 +6,18 @@ import type { Logger } from 'pino';
 import { loadConfig } from '../config/load-config.ts';
 import type { BastionConfig } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
-import { HttpErrors } from '../core/errors.ts';
+import { BastionError, HttpErrors } from '../core/errors.ts';
 import type { Authenticator } from '../core/principal.ts';
 import { requestContext } from '../identity/audit-log.ts';
+import { registerConsoleSessionRoutes } from '../identity/console-routes.ts';
 import { registerIdentityRoutes } from '../identity/routes.ts';
 import { BUILD_INFO } from '../observability/build-info.ts';
 import { registerHealthRoutes } from '../observability/health-routes.ts';
 import { createLogger } from '../observability/logger.ts';
 import { registerMetricsRoute } from '../observability/metrics-route.ts';
 import { observability } from '../observability/plugin.ts';
+import { ACCESS_COOKIE, cookieValue, csrfProblem } from '../protection/csrf.ts';
+import { ProtectionErrors } from '../protection/errors.ts';
 import { RequestProtection } from '../protection/request-protection.ts';
 import { migrationStatus } from '../storage/migrator.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
@@ -104,10 +107,22 @@ export const bastion = fp<BastionPluginOptions>(
     if (!options.services) app.addHook('onClose', async () => services.close());
 
     installErrorHandling(app);
+    const consoleOrigins = new Set(
+      config.security.corsOrigins.map((origin) => origin.replace(/\/$/, '').toLowerCase()),
+    );
     const authenticate =
       options.authenticate ??
-      ((request: FastifyRequest) =>
-        services.identity.authenticate(credentialsOf(request), () => requestContext(request)));
+      ((request: FastifyRequest) => {
+        const credentials = credentialsOf(request);
+        if (credentials.bearer === null && credentials.apiKey === null) {
+          // The console's cookie session: ambient credentials, so unsafe requests need CSRF proof.
+          const cookie = cookieValue(request.headers.cookie, ACCESS_COOKIE);
+          if (cookie === null) return null;
+          if (csrfProblem(request, consoleOrigins)) throw new BastionError(ProtectionErrors.csrfFailed);
+          credentials.bearer = cookie;
+        }
+        return services.identity.authenticate(credentials, () => requestContext(request));
+      });
     const protection = new RequestProtection({
       config,
       ipRules: services.ipRules,
@@ -152,6 +167,11 @@ export const bastion = fp<BastionPluginOptions>(
       registerIdentityRoutes(app, services.identity);
       registerAdminRoutes(app, services);
       registerSecurityRoutes(app, services);
+      registerConsoleSessionRoutes(app, services.identity, {
+        secure: config.env === 'production',
+        sessionSeconds: config.identity.sessionAbsoluteTimeoutSeconds,
+        allowedOrigins: consoleOrigins,
+      });
     }
     if (options.referenceApi !== false) registerReferenceApi(app, services);
     if (options.openapi !== false) {
