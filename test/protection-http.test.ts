@@ -247,6 +247,17 @@ describe('request limits', () => {
     expect(tooMany.statusCode).toBe(400);
     expect(tooMany.json().error).toBe('too_many_parameters');
     expect((await app.inject({ url: '/api/things?a=1&b=2' })).statusCode).toBe(200);
+    const form = (payload: string) =>
+      app.inject({
+        method: 'POST',
+        url: '/api/things',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload,
+      });
+    expect((await form('a=1&b=two')).statusCode).toBe(200);
+    const tooManyFields = await form(params);
+    expect(tooManyFields.statusCode).toBe(400);
+    expect(tooManyFields.json().error).toBe('too_many_parameters');
   });
 
   it('400 for JSON nested too deep or with too many keys; 413 for a body over the limit', async () => {

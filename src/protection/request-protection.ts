@@ -1,3 +1,4 @@
+import { parse as parseQueryString } from 'node:querystring';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { BastionConfig } from '../config/schema.ts';
@@ -115,6 +116,15 @@ export class RequestProtection {
     // The HTTP server refuses larger headers itself (431) and times out slow senders (408); past
     // this count Node would drop headers silently, so one more is kept to be counted here.
     app.server.maxHeadersCount = limits.maxHeaderCount + 1;
+
+    // Form bodies are parsed (so they are inspected like JSON ones), within the parameter limit.
+    app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+      const form = parseQueryString(body as string, '&', '=', { maxKeys: limits.maxParameters + 1 });
+      if (parameterCount(form) > limits.maxParameters) {
+        return done(new BastionError(ProtectionErrors.tooManyParameters), undefined);
+      }
+      done(null, { ...form });
+    });
 
     const parseJson = app.getDefaultJsonParser('error', 'error');
     app.removeContentTypeParser('application/json');
