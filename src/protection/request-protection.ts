@@ -192,8 +192,9 @@ export class RequestProtection {
     if (this.#ipLimiter === null || config.rateLimit === false) return true;
     const key = clientKey(request.ip);
     const own = config.bastionRouteLimiter;
-    const checks = [this.#rateLimits.consume(this.#ipLimiter, key, 'ip')];
-    if (own?.per === 'ip') checks.push(this.#rateLimits.consume(own.limiter, key, 'route'));
+    const everyRoute = this.#rateLimits.consume(this.#ipLimiter, key, 'ip');
+    if (own?.per !== 'ip') return everyRoute.then((decision) => this.#apply(request, reply, [decision]));
+    const checks = [everyRoute, this.#rateLimits.consume(own.limiter, key, 'route')];
     return Promise.all(checks).then((decisions) => this.#apply(request, reply, decisions));
   }
 
