@@ -25,7 +25,7 @@ function setCookies(response: LightMyRequestResponse): Map<string, string> {
   return new Map(lines.map((line) => [line.slice(0, line.indexOf('=')), line]));
 }
 
-function valueOf(line: string | undefined): string {
+function cookieValueOf(line: string | undefined): string {
   return line?.slice(line.indexOf('=') + 1, line.indexOf(';')) ?? '';
 }
 
@@ -45,9 +45,9 @@ async function consoleLogin(): Promise<ConsoleSession> {
   expect(response.statusCode, response.body).toBe(200);
   const cookies = setCookies(response);
   return {
-    access: valueOf(cookies.get('bastion_access')),
-    refresh: valueOf(cookies.get('bastion_refresh')),
-    csrf: valueOf(cookies.get('bastion_csrf')),
+    access: cookieValueOf(cookies.get('bastion_access')),
+    refresh: cookieValueOf(cookies.get('bastion_refresh')),
+    csrf: cookieValueOf(cookies.get('bastion_csrf')),
   };
 }
 
@@ -146,9 +146,9 @@ describe('console cookie sessions', () => {
     expect(renewed.statusCode).toBe(200);
     const cookies = setCookies(renewed);
     const next = {
-      access: valueOf(cookies.get('bastion_access')),
-      refresh: valueOf(cookies.get('bastion_refresh')),
-      csrf: valueOf(cookies.get('bastion_csrf')),
+      access: cookieValueOf(cookies.get('bastion_access')),
+      refresh: cookieValueOf(cookies.get('bastion_refresh')),
+      csrf: cookieValueOf(cookies.get('bastion_csrf')),
     };
     expect(next.refresh).not.toBe(session.refresh);
     expect(

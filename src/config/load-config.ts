@@ -4,22 +4,10 @@ import { Settings } from 'typebox/system';
 import Value from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { parseCidr } from '../core/ip-address.ts';
+import { ATTACK_CLASSES } from '../protection/detection/types.ts';
 import { CONFIG_FILE_VARIABLE, ENV_VARIABLES, type EnvVariable } from './env.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { proxyRangeProblem } from './proxy-ranges.ts';
-
-// The attack classes of protection's detectors (config may set a mode per class).
-const ATTACK_CLASS_NAMES = [
-  'sqli',
-  'xss',
-  'cmdi',
-  'path_traversal',
-  'ssrf',
-  'nosqli',
-  'prototype_pollution',
-  'crlf',
-  'scanner',
-];
 
 import { type BastionConfig, ConfigSchema } from './schema.ts';
 
@@ -110,12 +98,12 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Basti
     ?.detection?.classes;
   if (detectionClasses && typeof detectionClasses === 'object') {
     for (const name of Object.keys(detectionClasses)) {
-      if (ATTACK_CLASS_NAMES.includes(name)) continue;
+      if ((ATTACK_CLASSES as readonly string[]).includes(name)) continue;
       const key = 'protection.detection.classes';
       problems.push({
         key,
         source: sourceOf(key, sources),
-        message: `"${name}" is not an attack class (${ATTACK_CLASS_NAMES.join(', ')})`,
+        message: `"${name}" is not an attack class (${ATTACK_CLASSES.join(', ')})`,
       });
     }
   }

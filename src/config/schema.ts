@@ -266,7 +266,12 @@ const Protection = Type.Object(
         }),
         maxHeaderCount: Type.Integer({ minimum: 1, default: 100, description: 'Request headers' }),
         maxUrlLength: Type.Integer({ minimum: 64, default: 4096, description: 'Characters of the URL' }),
-        maxJsonDepth: Type.Integer({ minimum: 1, default: 100, description: 'Nesting of a JSON body' }),
+        maxJsonDepth: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          default: 100,
+          description: 'Nesting of a JSON body',
+        }),
         maxJsonKeys: Type.Integer({
           minimum: 1,
           default: 1000,

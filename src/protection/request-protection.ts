@@ -118,13 +118,17 @@ export class RequestProtection {
     app.server.maxHeadersCount = limits.maxHeaderCount + 1;
 
     // Form bodies are parsed (so they are inspected like JSON ones), within the parameter limit.
-    app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
-      const form = parseQueryString(body as string, '&', '=', { maxKeys: limits.maxParameters + 1 });
-      if (parameterCount(form) > limits.maxParameters) {
-        return done(new BastionError(ProtectionErrors.tooManyParameters), undefined);
-      }
-      done(null, { ...form });
-    });
+    app.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string' },
+      (_request, body, done) => {
+        const form = parseQueryString(body as string, '&', '=', { maxKeys: limits.maxParameters + 1 });
+        if (parameterCount(form) > limits.maxParameters) {
+          return done(new BastionError(ProtectionErrors.tooManyParameters), undefined);
+        }
+        done(null, { ...form });
+      },
+    );
 
     const parseJson = app.getDefaultJsonParser('error', 'error');
     app.removeContentTypeParser('application/json');

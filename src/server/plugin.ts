@@ -16,6 +16,7 @@ import { registerHealthRoutes } from '../observability/health-routes.ts';
 import { createLogger } from '../observability/logger.ts';
 import { registerMetricsRoute } from '../observability/metrics-route.ts';
 import { observability } from '../observability/plugin.ts';
+import { AttackDetection } from '../protection/attack-detection.ts';
 import { ACCESS_COOKIE, cookieValue, csrfProblem } from '../protection/csrf.ts';
 import { ProtectionErrors } from '../protection/errors.ts';
 import { RequestProtection } from '../protection/request-protection.ts';
@@ -131,6 +132,7 @@ export const bastion = fp<BastionPluginOptions>(
       threat: services.threat,
     });
     protection.install(app);
+    new AttackDetection({ config, events: services.securityEvents, threat: services.threat }).install(app);
     await app.register(routeAuth, {
       authenticate,
       authorized: (request, reply) => protection.limitPrincipal(request, reply),
