@@ -73,6 +73,9 @@ const freshIp = () => {
 beforeAll(async () => {
   t = await startIdentityApp({
     env: { TRUSTED_PROXIES: '127.0.0.1' },
+    configure: (config) => {
+      config.protection.threat.enabled = true;
+    },
     routes: (instance) => {
       const handler = async () => ({ ok: true });
       instance.get('/api/search', { config: { auth: 'public' } }, handler);

@@ -30,6 +30,7 @@ describe('threat scores and automatic bans', () => {
     t = await startIdentityApp({
       env: { TRUSTED_PROXIES: '127.0.0.1' },
       configure: (config) => {
+        config.protection.threat.enabled = true;
         config.protection.threat.banThreshold = 20;
         config.protection.threat.points.not_found = 2;
         config.protection.threat.banDurationsSeconds = [60, 3600];
@@ -84,6 +85,7 @@ describe('threat scores and automatic bans', () => {
     t = await startIdentityApp({
       env: { TRUSTED_PROXIES: '127.0.0.1' },
       configure: (config) => {
+        config.protection.threat.enabled = true;
         config.protection.threat.banThreshold = 10;
         config.protection.ipRules.allow = [{ cidr: '198.51.100.0/24', reason: 'monitoring' }];
       },
@@ -98,6 +100,7 @@ describe('threat scores and automatic bans', () => {
     t = await startIdentityApp({
       env: { TRUSTED_PROXIES: '127.0.0.1' },
       configure: (config) => {
+        config.protection.threat.enabled = true;
         config.protection.threat.stuffingAccounts = 4;
         config.protection.threat.guessingAddresses = 4;
         config.protection.threat.points.identity_failure = 1;
@@ -138,6 +141,7 @@ describe('incidents and the threat level', () => {
     t = await startIdentityApp({
       env: { TRUSTED_PROXIES: '127.0.0.1' },
       configure: (config) => {
+        config.protection.threat.enabled = true;
         config.protection.threat.banThreshold = 10;
       },
     });

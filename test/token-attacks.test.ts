@@ -495,7 +495,8 @@ describe('access-token attacks', () => {
           url: '/auth/refresh',
           payload: { refresh_token: token },
         });
-        expect(response.statusCode).toBe(401);
+        // SQL in the token is refused by attack detection (403) before identity sees it.
+        expect(response.statusCode, token).toBe(token.startsWith("'") ? 403 : 401);
       }
       for (const payload of [{ refresh_token: 'x'.repeat(200) }, { refresh_token: null }, {}, []]) {
         const response = await t.app.inject({ method: 'POST', url: '/auth/refresh', payload });

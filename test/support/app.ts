@@ -94,6 +94,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     if (options.env?.BASTION_MAX_EVENT_LOOP_DELAY_MS === undefined) config.loadShedding.enabled = false;
     // Tests send many requests from one address; tests of rate limiting set a limit, which keeps it on.
     if (options.env?.BASTION_RATE_LIMIT_IP === undefined) config.protection.rateLimit.enabled = false;
+    // Likewise automatic bans: suites that fail logins on purpose would ban their own address.
+    // Tests of threat scoring turn it back on in `configure`.
+    config.protection.threat.enabled = false;
     options.configure?.(config);
     app = await createApp({
       config,

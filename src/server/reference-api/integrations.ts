@@ -79,6 +79,14 @@ function view(row: IntegrationsTable) {
 }
 
 /**
+ * The integration's URL is checked where it is used — the outbound client refuses private and
+ * metadata destinations unless `outbound.allowPrivateNetworks` allows them — and its credentials
+ * are secrets Bastion never interprets (a random token may look like anything): attack detection
+ * leaves both to those checks.
+ */
+const INTEGRATION_DETECTION = { exclude: ['body.url', 'body.credentials.*'] };
+
+/**
  * Outbound integrations. Credentials are write-only: they go to the secrets vault as
  * `integrations/<org>/<id>` and only `has_credentials` is ever shown. Moving an integration to
  * another origin needs its credentials again, so write access cannot redirect stored credentials
@@ -110,7 +118,7 @@ export function registerIntegrationRoutes(app: FastifyInstance, services: Servic
   app.post<{ Params: OrgParamsValue; Body: Required<IntegrationBody> }>(
     PATH,
     {
-      config: { auth: 'integrations:write' },
+      config: { auth: 'integrations:write', detection: INTEGRATION_DETECTION },
       schema: {
         tags,
         summary: 'Create an integration; its credentials go to the secrets vault',
@@ -173,7 +181,7 @@ export function registerIntegrationRoutes(app: FastifyInstance, services: Servic
   app.put<{ Params: OrgRecordParamsValue; Body: IntegrationBody }>(
     `${PATH}/:id`,
     {
-      config: { auth: 'integrations:write' },
+      config: { auth: 'integrations:write', detection: INTEGRATION_DETECTION },
       schema: {
         tags,
         summary: 'Change an integration; new credentials replace the old ones (a new vault version)',
