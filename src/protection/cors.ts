@@ -4,12 +4,17 @@ const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE';
 const ALLOWED_HEADERS = 'authorization, content-type, x-api-key, x-request-id, x-csrf-token, traceparent';
 const EXPOSED_HEADERS = 'x-request-id, ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after';
 
+/** An origin of `CORS_ORIGINS` as browsers send it: lower case, no trailing slash. */
+export function normalizeOrigin(entry: string): string {
+  return entry.replace(/\/$/, '').toLowerCase();
+}
+
 /** Why an entry of `CORS_ORIGINS` is unusable, or null. */
 export function corsOriginProblem(entry: string): string | null {
   if (entry === '*') return null;
   try {
     const url = new URL(entry);
-    if (url.origin === 'null' || url.origin !== entry.replace(/\/$/, '').toLowerCase()) {
+    if (url.origin === 'null' || url.origin !== normalizeOrigin(entry)) {
       return `"${entry}" is not an origin (scheme://host[:port], nothing after it)`;
     }
     return null;
@@ -46,7 +51,7 @@ export class Cors {
     };
     for (const entry of origins) {
       if (entry === '*') continue;
-      const origin = entry.replace(/\/$/, '').toLowerCase();
+      const origin = normalizeOrigin(entry);
       const response: Record<string, string> = {
         'access-control-allow-origin': origin,
         'access-control-expose-headers': EXPOSED_HEADERS,

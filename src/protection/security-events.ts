@@ -59,7 +59,6 @@ export class SecurityEvents {
   #timer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> = Promise.resolve();
   readonly #repeats = new Map<string, { at: number; suppressed: number }>();
-  readonly #listeners = new Set<(event: SecurityEventView) => void>();
   #stored: ((batch: readonly SecurityEventsTable[]) => Promise<void>) | null = null;
 
   /** Runs after each batch is stored (incident grouping); its failure is logged, not retried. */
@@ -71,12 +70,6 @@ export class SecurityEvents {
     this.#db = options.db;
     this.#logger = options.logger;
     this.#clock = options.clock;
-  }
-
-  /** Calls `listener` with every event recorded by this instance (threat scoring, live events). */
-  onEvent(listener: (event: SecurityEventView) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
   }
 
   /** Queues an event; it is stored within a fraction of a second. */
@@ -96,7 +89,6 @@ export class SecurityEvents {
       created_at: new Date(now).toISOString(),
     };
     this.#pending.push(row);
-    for (const listener of this.#listeners) listener(viewOf(row));
     if (this.#pending.length >= MAX_BATCH) void this.flush();
     else if (this.#timer === null) {
       this.#timer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS);

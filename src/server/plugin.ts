@@ -17,6 +17,7 @@ import { createLogger } from '../observability/logger.ts';
 import { registerMetricsRoute } from '../observability/metrics-route.ts';
 import { observability } from '../observability/plugin.ts';
 import { AttackDetection } from '../protection/attack-detection.ts';
+import { normalizeOrigin } from '../protection/cors.ts';
 import { ACCESS_COOKIE, cookieValue, csrfProblem } from '../protection/csrf.ts';
 import { ProtectionErrors } from '../protection/errors.ts';
 import { RequestProtection } from '../protection/request-protection.ts';
@@ -108,9 +109,7 @@ export const bastion = fp<BastionPluginOptions>(
     if (!options.services) app.addHook('onClose', async () => services.close());
 
     installErrorHandling(app);
-    const consoleOrigins = new Set(
-      config.security.corsOrigins.map((origin) => origin.replace(/\/$/, '').toLowerCase()),
-    );
+    const consoleOrigins = new Set(config.security.corsOrigins.map(normalizeOrigin));
     const authenticate =
       options.authenticate ??
       ((request: FastifyRequest) => {
