@@ -125,7 +125,11 @@ function loadCorpus(file: string): string[] {
     .map((line) => (JSON.parse(line) as { payload: string }).payload);
 }
 
-const detector = createDetector();
+// Without the memory of clean values: every value is scored, as on first sight (the cost
+// figures below would otherwise measure a cache hit).
+const detector = createDetector({ benignCache: 0 });
+// As the server runs it: values seen before (same headers, same path) are not scored again.
+const serverDetector = createDetector();
 const failures: string[] = [];
 
 function percent(part: number, whole: number): string {
@@ -231,14 +235,14 @@ const TYPICAL_POST: RequestParts = {
   },
 };
 
-function microsPerRequest(request: RequestParts): number {
+function microsPerRequest(request: RequestParts, inspector = detector): number {
   const iterations = 20_000;
   const rounds = 15;
-  for (let i = 0; i < iterations; i += 1) detector.inspect(request); // warm-up
+  for (let i = 0; i < iterations; i += 1) inspector.inspect(request); // warm-up
   const perRound: number[] = [];
   for (let round = 0; round < rounds; round += 1) {
     const start = performance.now();
-    for (let i = 0; i < iterations; i += 1) detector.inspect(request);
+    for (let i = 0; i < iterations; i += 1) inspector.inspect(request);
     perRound.push(((performance.now() - start) * 1000) / iterations);
   }
   return median(perRound);
@@ -253,7 +257,11 @@ function evaluateTypicalCost(): void {
     const findings = detector.inspect(request);
     if (findings.length > 0) failures.push(`typical ${name} has findings: ${JSON.stringify(findings)}`);
     const micros = microsPerRequest(request);
-    console.log(`  ${name.padEnd(34)} ${micros.toFixed(2).padStart(6)} µs`);
+    const repeated = microsPerRequest(request, serverDetector);
+    console.log(
+      `  ${name.padEnd(34)} ${micros.toFixed(2).padStart(6)} µs` +
+        ` (${repeated.toFixed(2)} µs when its values were seen before)`,
+    );
     if (micros > TARGETS.typicalMicros) failures.push(`typical ${name}: ${micros.toFixed(2)} µs`);
   }
 }

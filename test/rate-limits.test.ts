@@ -160,6 +160,35 @@ describe('rate limits per caller', () => {
     expect(refused.headers['retry-after']).toBeDefined();
     expect((await app.inject({ url: '/auth/me', headers: bearer(admin.access_token) })).statusCode).toBe(200);
   });
+
+  it("a signed-in caller's RateLimit headers show the tightest of the address and caller limits", async () => {
+    current = await startIdentityApp({
+      env: {
+        BASTION_RATE_LIMIT_IP: '1000',
+        BASTION_RATE_LIMIT_PRINCIPAL: '50',
+        TRUSTED_PROXIES: '127.0.0.1',
+      },
+    });
+    const { app } = current;
+    const admin = await login(app, ADMIN.email, ADMIN.password);
+    // From a fresh address the caller's own limit (50) is the tighter one.
+    const fresh = await app.inject({
+      url: '/auth/me',
+      headers: { ...bearer(admin.access_token), ...from('192.0.2.7') },
+    });
+    expect(fresh.headers['ratelimit-limit']).toBe('50');
+    // From an address that has spent 990 of its 1000, the address limit is.
+    for (let i = 0; i < 990; i += 1) {
+      await app.inject({ url: '/health/live', headers: from('192.0.2.8') });
+    }
+    const busy = await app.inject({
+      url: '/auth/me',
+      headers: { ...bearer(admin.access_token), ...from('192.0.2.8') },
+    });
+    expect(busy.statusCode).toBe(200);
+    expect(busy.headers['ratelimit-limit']).toBe('1000');
+    expect(busy.headers['ratelimit-remaining']).toBe('9');
+  });
 });
 
 describe.skipIf(!redisUp)('rate limits with Redis', () => {

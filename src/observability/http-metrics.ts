@@ -1,4 +1,5 @@
-import { Gauge, Histogram, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import { FastHistogram } from './fast-histogram.ts';
 
 /** Route label shared by every request that matched no route (bounded cardinality). */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -27,22 +28,19 @@ const DURATION_BUCKETS = [
 ];
 
 type Observer = { observe(value: number): void };
+type LabelName = 'method' | 'route' | 'status_code';
 
 /**
  * One route's label children, built when the route is registered so a request only does a
  * Map lookup by status code (and by method, for a route declared with several methods).
  */
 export class RouteRecorder {
-  readonly #histogram: Histogram<'method' | 'route' | 'status_code'>;
+  readonly #histogram: FastHistogram;
   readonly #route: string;
   readonly #first: string;
   readonly #byMethod = new Map<string, Map<number, Observer>>();
 
-  constructor(
-    histogram: Histogram<'method' | 'route' | 'status_code'>,
-    methods: string | readonly string[],
-    route: string,
-  ) {
+  constructor(histogram: FastHistogram, methods: string | readonly string[], route: string) {
     this.#histogram = histogram;
     this.#route = route;
     const labels = [methods].flat().map(methodLabel);
@@ -60,7 +58,7 @@ export class RouteRecorder {
     const byStatus = this.#byMethod.get(label)!;
     let child = byStatus.get(statusCode);
     if (!child) {
-      child = this.#histogram.labels({ method: label, route: this.#route, status_code: String(statusCode) });
+      child = this.#histogram.series({ method: label, route: this.#route, status_code: String(statusCode) });
       byStatus.set(statusCode, child);
     }
     child.observe(seconds);
@@ -69,15 +67,16 @@ export class RouteRecorder {
 
 /** HTTP server metrics following OpenTelemetry's names. */
 export class HttpMetrics {
-  readonly duration: Histogram<'method' | 'route' | 'status_code'>;
+  readonly duration: FastHistogram;
   readonly active: Gauge;
   readonly #unmatched = new Map<string, RouteRecorder>();
 
   constructor(registry: Registry) {
-    this.duration = new Histogram({
+    const labelNames: LabelName[] = ['method', 'route', 'status_code'];
+    this.duration = new FastHistogram({
       name: 'http_server_request_duration_seconds',
       help: 'Duration of HTTP server requests.',
-      labelNames: ['method', 'route', 'status_code'],
+      labelNames,
       buckets: DURATION_BUCKETS,
       registers: [registry],
     });

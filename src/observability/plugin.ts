@@ -44,10 +44,12 @@ export const observability = fp<ObservabilityOptions>(
 
     app.decorateRequest('bastionFinished', false);
     app.decorateRequest('bastionStartedAt', 0);
+    app.decorateRequest('bastionRoute', null);
 
     // The one hook every request passes on its way in (each hook costs every request).
     app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
       request.bastionStartedAt = performance.now();
+      request.bastionRoute = request.routeOptions.config;
       reply.header('x-request-id', request.id);
       metrics.active.inc();
       const verdict = admit === undefined ? true : admit(request, reply);
@@ -61,7 +63,7 @@ export const observability = fp<ObservabilityOptions>(
       if (request.bastionFinished) return;
       request.bastionFinished = true;
       metrics.active.dec();
-      const config = request.routeOptions.config;
+      const config = request.bastionRoute ?? request.routeOptions.config;
       const recorder = config.bastionRecorder;
       (recorder ?? metrics.forUnmatched(request.method)).observe(status, elapsed / 1000, request.method);
       finished?.(request, status);

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { BastionConfig } from '../config/schema.ts';
 import { urlPath } from '../core/url-path.ts';
 import { errorBody } from '../server/error-handler.ts';
+import { routeOf } from '../server/route-auth.ts';
 import {
   ATTACK_CLASSES,
   type AttackClass,
@@ -43,10 +44,14 @@ export interface DetectionPlan {
 
 const MAX_LOGGED_PATH = 2048;
 
+/** Methods whose requests Fastify never reads a body for. */
+const BODILESS = new Set(['GET', 'HEAD', 'TRACE']);
+
 /**
- * Attack detection in the request pipeline: after the body is parsed and before it is validated
- * (an attack in a field the schema would refuse is still seen and recorded), on every request,
- * 404s included. Each route's plan — detector with its exclusions, mode per class — is compiled
+ * Attack detection in the request pipeline, on every request, 404s included: GET and HEAD
+ * requests in the entry hook, once the other admission checks pass; requests with a body after
+ * the body is parsed and before it is validated (an attack in a field the schema would refuse is
+ * still seen and recorded). Each route's plan — detector with its exclusions, mode per class — is compiled
  * when the route is registered; routes with the same settings share a detector. Findings are
  * stored as a security event (masked fragments) and add to the address's threat score; in block
  * mode (the default) the request gets 403 `request_blocked`.
@@ -87,20 +92,47 @@ export class AttackDetection {
     return { detector, modes: Object.freeze(modes) };
   }
 
-  /** Compiles each route's plan and inspects every request once its body is parsed. */
+  /**
+   * Compiles each route's plan. A GET, HEAD or TRACE request has no body, so {@link early} inspects it
+   * in the entry hook; a route taking other methods gets a hook of its own that inspects the
+   * request once its body is parsed (a route serving only GET pays for no extra hook).
+   */
   install(app: FastifyInstance): void {
+    const afterBody = this.afterBody;
     app.addHook('onRoute', (route) => {
       const setting = route.config?.detection;
-      route.config = {
-        ...route.config,
-        bastionDetection: setting === undefined ? this.#defaultPlan : this.plan(setting),
-      };
+      const plan = setting === undefined ? this.#defaultPlan : this.plan(setting);
+      route.config = { ...route.config, bastionDetection: plan };
+      if (plan !== null && [route.method].flat().some((method) => !BODILESS.has(method))) {
+        // First among the route's own hooks: they may act on the body.
+        route.preValidation = [afterBody, ...[route.preValidation ?? []].flat()];
+      }
     });
-    app.addHook('preValidation', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-      const config = request.routeOptions.config;
-      const plan = config.bastionDetection === undefined ? this.#defaultPlan : config.bastionDetection;
-      if (plan === null || this.inspect(request, reply, plan)) done();
-    });
+  }
+
+  /**
+   * The hook that inspects a request with a body, once the body is parsed (install adds it to
+   * routes; the not-found handler takes it as its `preValidation` option).
+   */
+  readonly afterBody = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+    const plan = BODILESS.has(request.method) ? null : this.#planOf(request);
+    if (plan === null || this.inspect(request, reply, plan)) done();
+  };
+
+  /**
+   * Inspects a GET, HEAD or TRACE request on its way in (called from the entry hook); other methods
+   * wait for their body. Answers the request and returns false when a finding blocks it.
+   */
+  early(request: FastifyRequest, reply: FastifyReply): boolean {
+    if (!BODILESS.has(request.method)) return true;
+    const plan = this.#planOf(request);
+    return plan === null || this.inspect(request, reply, plan);
+  }
+
+  #planOf(request: FastifyRequest): DetectionPlan | null {
+    const plan = routeOf(request).bastionDetection;
+    // Requests no route matched (the not-found handler) get the default plan.
+    return plan === undefined ? this.#defaultPlan : plan;
   }
 
   /** Inspects one request; answers it and returns false when a finding blocks it. */

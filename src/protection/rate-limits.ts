@@ -1,14 +1,10 @@
 import { Counter, type Registry } from 'prom-client';
-import {
-  type RateLimiterAbstract,
-  RateLimiterMemory,
-  RateLimiterRedis,
-  type RateLimiterRes,
-} from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, type RateLimiterRes } from 'rate-limiter-flexible';
 import type { Clock } from '../core/clock.ts';
 import { isRateLimited } from '../storage/rate-limiters.ts';
 import type { SharedState } from '../storage/state.ts';
 import { RedisState } from '../storage/stores/redis-state.ts';
+import { LocalRateLimiter } from './local-rate-limiter.ts';
 
 /** A limit: `points` requests per `durationSeconds`. */
 export interface RateLimitRule {
@@ -25,6 +21,14 @@ export interface RateDecision {
   resetSeconds: number;
 }
 
+/**
+ * A named limiter, made once at start-up: counted in this process (answered synchronously) when
+ * shared state is memory, in Redis (shared by every instance) when it is Redis.
+ */
+export type Limiter =
+  | { readonly rule: RateLimitRule; readonly local: LocalRateLimiter; readonly shared: null }
+  | { readonly rule: RateLimitRule; readonly local: null; readonly shared: RateLimiterRedis };
+
 /** Whether limits are being counted together (Redis) or, for now, by this instance alone. */
 export interface RateLimitStatus {
   backend: 'memory' | 'redis';
@@ -33,10 +37,11 @@ export interface RateLimitStatus {
 }
 
 /**
- * Rate limits (rate-limiter-flexible): each named limiter counts in Redis when shared state is
+ * Rate limits: each named limiter counts in Redis (rate-limiter-flexible) when shared state is
  * Redis, so N instances together admit no more than the limit; while Redis is unreachable a
  * local in-memory limiter per instance takes over (fail-open with local limits), which
  * `status()` reports for `/health/detailed`, and counting returns to Redis once it answers.
+ * With memory state, a {@link LocalRateLimiter} counts and answers without a promise.
  * Limiters are made at start-up (per route), never per request.
  */
 export class RateLimits {
@@ -58,10 +63,13 @@ export class RateLimits {
   }
 
   /** A limiter named `name` (its keys' namespace) for `rule`. */
-  limiter(name: string, rule: RateLimitRule): RateLimiterAbstract {
-    const common = { points: rule.points, duration: rule.durationSeconds, keyPrefix: `rl:${name}` };
+  limiter(name: string, rule: RateLimitRule): Limiter {
     const state = this.#state;
-    if (!(state instanceof RedisState)) return new RateLimiterMemory(common);
+    if (!(state instanceof RedisState)) {
+      const local = new LocalRateLimiter({ ...rule, clock: this.#clock });
+      return { rule, local, shared: null };
+    }
+    const common = { points: rule.points, duration: rule.durationSeconds, keyPrefix: `rl:${name}` };
     const onFallback = () => {
       this.#insuranceCalls += 1;
       this.#fallbackAt ??= this.#clock.now();
@@ -73,33 +81,54 @@ export class RateLimits {
         return super.consume(key, points, options);
       }
     }
-    return new RateLimiterRedis({
+    const shared = new RateLimiterRedis({
       ...common,
       keyPrefix: `${state.keyPrefix}rl:${name}`,
       storeClient: state.client,
       insuranceLimiter: new Insurance(common),
     });
+    return { rule, local: null, shared };
   }
 
-  /** Counts one request for `key`; never throws (a store failure falls back or lets it through). */
-  async consume(limiter: RateLimiterAbstract, key: string, scope: string): Promise<RateDecision> {
+  /**
+   * Counts one request for `key`: synchronously for a local limiter, through a promise for a
+   * shared one. Never throws or rejects (a store failure falls back or lets the request through).
+   */
+  consume(limiter: Limiter, key: string, scope: string): RateDecision | Promise<RateDecision> {
+    if (limiter.local === null) return this.#consumeShared(limiter.shared, limiter.rule, key, scope);
+    const taken = limiter.local.take(key);
+    if (!taken.allowed) this.#limited.inc({ scope });
+    return {
+      allowed: taken.allowed,
+      limit: limiter.rule.points,
+      remaining: taken.remaining,
+      resetSeconds: Math.max(1, Math.ceil(taken.msBeforeReset / 1000)),
+    };
+  }
+
+  async #consumeShared(
+    shared: RateLimiterRedis,
+    rule: RateLimitRule,
+    key: string,
+    scope: string,
+  ): Promise<RateDecision> {
     const callsBefore = this.#insuranceCalls;
     try {
-      const result = await limiter.consume(key);
+      const result = await shared.consume(key);
       this.#noteShared(callsBefore);
-      return decisionOf(limiter, result, true);
+      return decisionOf(rule, result, true);
     } catch (error) {
       if (isRateLimited(error)) {
         this.#noteShared(callsBefore);
         this.#limited.inc({ scope });
-        return decisionOf(limiter, error, false);
+        return decisionOf(rule, error, false);
       }
       // Neither Redis nor the insurance limiter answered: let the request through.
       return {
         allowed: true,
-        limit: limiter.points,
-        remaining: limiter.points,
-        resetSeconds: limiter.duration,
+        limit: rule.points,
+        remaining: rule.points,
+        resetSeconds: rule.durationSeconds,
       };
     }
   }
@@ -122,10 +151,10 @@ export class RateLimits {
   }
 }
 
-function decisionOf(limiter: RateLimiterAbstract, result: RateLimiterRes, allowed: boolean): RateDecision {
+function decisionOf(rule: RateLimitRule, result: RateLimiterRes, allowed: boolean): RateDecision {
   return {
     allowed,
-    limit: limiter.points,
+    limit: rule.points,
     remaining: Math.max(0, result.remainingPoints),
     resetSeconds: Math.max(1, Math.ceil(result.msBeforeNext / 1000)),
   };

@@ -1,16 +1,17 @@
 import { parse as parseQueryString } from 'node:querystring';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { BastionConfig } from '../config/schema.ts';
 import { BastionError, type ErrorDefinition, HttpErrors } from '../core/errors.ts';
 import { clientKey } from '../core/ip-address.ts';
+import { isPromiseLike } from '../core/principal.ts';
 import { errorBody } from '../server/error-handler.ts';
+import { routeOf } from '../server/route-auth.ts';
 import { Cors } from './cors.ts';
 import { ProtectionErrors } from './errors.ts';
 import { type HeaderOverrides, type HeaderProfile, type HeaderSet, SecurityHeaders } from './headers.ts';
 import type { IpRules } from './ip-rules.ts';
 import { isValidHost, jsonShapeProblem, parameterCount } from './limits.ts';
-import type { RateDecision, RateLimitRule, RateLimitStatus, RateLimits } from './rate-limits.ts';
+import type { Limiter, RateDecision, RateLimitRule, RateLimitStatus, RateLimits } from './rate-limits.ts';
 import type { SecurityEvents } from './security-events.ts';
 import type { ThreatScores } from './threat-scores.ts';
 import '../server/fastify-types.ts';
@@ -23,11 +24,15 @@ declare module 'fastify' {
      */
     rateLimit?: (RateLimitRule & { per?: 'ip' | 'principal' }) | false;
     /** Internal: the route's own limiter. */
-    bastionRouteLimiter?: { limiter: RateLimiterAbstract; per: 'ip' | 'principal' };
+    bastionRouteLimiter?: { limiter: Limiter; per: 'ip' | 'principal' };
     /** Security headers of the route: a profile, or changes to the API set (null leaves a header out). */
     headers?: HeaderProfile | HeaderOverrides;
     /** Internal: the route's precomputed security headers. */
     bastionHeaders?: HeaderSet;
+  }
+  interface FastifyRequest {
+    /** Internal: the tightest rate limit counted for the request so far (its RateLimit headers). */
+    bastionRateLimit: RateDecision | null;
   }
 }
 
@@ -63,8 +68,8 @@ export class RequestProtection {
   readonly #https: 'redirect' | 'refuse' | 'off';
   readonly #rateLimits: RateLimits;
   readonly #rateConfig: BastionConfig['protection']['rateLimit'];
-  readonly #ipLimiter: RateLimiterAbstract | null;
-  readonly #principalLimiter: RateLimiterAbstract | null;
+  readonly #ipLimiter: Limiter | null;
+  readonly #principalLimiter: Limiter | null;
 
   readonly #threat: ThreatScores;
 
@@ -89,11 +94,12 @@ export class RequestProtection {
     const headers = this.#headers;
     const limits = this.#limits;
     const rate = this.#rateConfig;
+    app.decorateRequest('bastionRateLimit', null);
     app.addHook('onRoute', (route) => {
       const url = route.url ?? route.path;
       const own = route.config?.rateLimit;
       const methods = [route.method].flat();
-      let routeLimiter: { limiter: RateLimiterAbstract; per: 'ip' | 'principal' } | undefined;
+      let routeLimiter: { limiter: Limiter; per: 'ip' | 'principal' } | undefined;
       if (rate.enabled && own) {
         routeLimiter = {
           limiter: this.#rateLimits.limiter(`route:${methods.join(',')}:${url}`, own),
@@ -144,7 +150,7 @@ export class RequestProtection {
 
   /** Sets the security headers of the request's route (every response carries them, refusals too). */
   setHeaders(request: FastifyRequest, reply: FastifyReply): void {
-    reply.headers(request.routeOptions.config.bastionHeaders ?? this.#apiHeaders);
+    reply.headers(routeOf(request).bastionHeaders ?? this.#apiHeaders);
   }
 
   /** Checks the request; answers it and returns (or resolves to) false when it is refused. */
@@ -192,14 +198,19 @@ export class RequestProtection {
 
   /** The per-address limits: every route's, and the route's own when it counts per address. */
   #limitAddress(request: FastifyRequest, reply: FastifyReply): boolean | Promise<boolean> {
-    const config = request.routeOptions.config;
+    const config = routeOf(request);
     if (this.#ipLimiter === null || config.rateLimit === false) return true;
     const key = clientKey(request.ip);
     const own = config.bastionRouteLimiter;
     const everyRoute = this.#rateLimits.consume(this.#ipLimiter, key, 'ip');
-    if (own?.per !== 'ip') return everyRoute.then((decision) => this.#apply(request, reply, [decision]));
-    const checks = [everyRoute, this.#rateLimits.consume(own.limiter, key, 'route')];
-    return Promise.all(checks).then((decisions) => this.#apply(request, reply, decisions));
+    const routeOwn = own?.per === 'ip' ? this.#rateLimits.consume(own.limiter, key, 'route') : null;
+    // Counted in this process, the decisions are at hand: no promise on the way in.
+    if (isPromiseLike(everyRoute) || isPromiseLike(routeOwn)) {
+      return Promise.all([everyRoute, routeOwn]).then(([first, second]) =>
+        this.#apply(request, reply, first, second, true),
+      );
+    }
+    return this.#apply(request, reply, everyRoute, routeOwn, true);
   }
 
   /**
@@ -207,42 +218,64 @@ export class RequestProtection {
    * route's per-principal limit, and the route's own when it counts per principal.
    */
   limitPrincipal(request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
-    const config = request.routeOptions.config;
+    const config = routeOf(request);
     const principal = request.principal;
     if (this.#principalLimiter === null || config.rateLimit === false || !principal) return;
     const key = `${principal.kind}:${principal.id}`;
     const own = config.bastionRouteLimiter;
-    const checks = [this.#rateLimits.consume(this.#principalLimiter, key, 'principal')];
-    if (own?.per === 'principal') checks.push(this.#rateLimits.consume(own.limiter, key, 'route'));
-    return Promise.all(checks).then((decisions) => {
-      if (!this.#apply(request, reply, decisions, false)) {
-        throw new BastionError(HttpErrors.tooManyRequests, {
-          headers: { 'retry-after': String(retryAfterOf(decisions)) },
-        });
-      }
-    });
+    const everyRoute = this.#rateLimits.consume(this.#principalLimiter, key, 'principal');
+    const routeOwn = own?.per === 'principal' ? this.#rateLimits.consume(own.limiter, key, 'route') : null;
+    if (isPromiseLike(everyRoute) || isPromiseLike(routeOwn)) {
+      return Promise.all([everyRoute, routeOwn]).then(([first, second]) =>
+        this.#enforce(request, reply, first, second),
+      );
+    }
+    this.#enforce(request, reply, everyRoute, routeOwn);
+  }
+
+  #enforce(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    first: RateDecision,
+    second: RateDecision | null,
+  ): void {
+    if (!this.#apply(request, reply, first, second, false)) {
+      throw new BastionError(HttpErrors.tooManyRequests, {
+        headers: { 'retry-after': String(retryAfterOf(first, second)) },
+      });
+    }
   }
 
   /**
-   * Sets the RateLimit headers of the tightest limit and, when one is exhausted, answers 429
-   * with Retry-After (unless `answer` is false: the caller throws instead). True when allowed.
+   * Sets the RateLimit headers of the tightest limit counted for the request so far and, when
+   * one is exhausted, answers 429 with Retry-After (unless `answer` is false: the caller throws
+   * instead). True when allowed.
    */
-  #apply(request: FastifyRequest, reply: FastifyReply, decisions: RateDecision[], answer = true): boolean {
-    let tightest = decisions[0] as RateDecision;
-    for (const decision of decisions) {
-      if (!decision.allowed || decision.remaining < tightest.remaining) tightest = decision;
-      if (!decision.allowed) break;
+  #apply(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    first: RateDecision,
+    second: RateDecision | null,
+    answer: boolean,
+  ): boolean {
+    const refused = !first.allowed ? first : second !== null && !second.allowed ? second : null;
+    let shown = refused ?? first;
+    if (refused === null) {
+      if (second !== null && second.remaining < shown.remaining) shown = second;
+      const earlier = request.bastionRateLimit;
+      if (earlier !== null && earlier.remaining < shown.remaining) shown = earlier;
     }
-    reply.header('ratelimit-limit', String(tightest.limit));
-    reply.header('ratelimit-remaining', String(tightest.remaining));
-    reply.header('ratelimit-reset', String(tightest.resetSeconds));
-    if (tightest.allowed) return true;
+    request.bastionRateLimit = shown;
+    reply.header('ratelimit-limit', String(shown.limit));
+    reply.header('ratelimit-remaining', String(shown.remaining));
+    reply.header('ratelimit-reset', String(shown.resetSeconds));
+    if (refused === null) return true;
     this.#events.rateLimited(request);
     this.#threat.add(request.ip, 'rate_limited');
     if (answer) {
       reply
         .code(429)
-        .header('retry-after', String(retryAfterOf(decisions)))
+        .header('retry-after', String(retryAfterOf(first, second)))
         .send(errorBody(HttpErrors.tooManyRequests, request.id));
     }
     return false;
@@ -254,11 +287,11 @@ export class RequestProtection {
   }
 }
 
-function retryAfterOf(decisions: RateDecision[]): number {
-  return Math.max(
-    1,
-    ...decisions.filter((decision) => !decision.allowed).map((decision) => decision.resetSeconds),
-  );
+/** Seconds until every exhausted limit of the two has reset. */
+function retryAfterOf(first: RateDecision, second: RateDecision | null): number {
+  const firstWait = first.allowed ? 0 : first.resetSeconds;
+  const secondWait = second === null || second.allowed ? 0 : second.resetSeconds;
+  return Math.max(1, firstWait, secondWait);
 }
 
 function refuse(request: FastifyRequest, reply: FastifyReply, definition: ErrorDefinition): false {

@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type {
+  ConnectionError,
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  preValidationHookHandler,
+} from 'fastify';
 import { BastionError, type ErrorDefinition, HttpErrors } from '../core/errors.ts';
 import { urlPath } from '../core/url-path.ts';
 
@@ -53,7 +60,10 @@ function validationDetails(error: FastifyError): Array<{ path: string; message: 
  * Every error becomes `{ error, message, request_id }` with the right status. Client errors
  * say what was wrong; server errors say nothing internal and are logged with the request id.
  */
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(
+  app: FastifyInstance,
+  options: { notFoundPreValidation?: preValidationHookHandler } = {},
+): void {
   app.setErrorHandler((error: FastifyError | BastionError, request: FastifyRequest, reply: FastifyReply) => {
     if (error instanceof BastionError) {
       if (error.headers) reply.headers(error.headers);
@@ -76,7 +86,10 @@ export function installErrorHandling(app: FastifyInstance): void {
     return reply.code(500).send(errorBody(HttpErrors.internal, request.id));
   });
 
-  app.setNotFoundHandler({}, (request: FastifyRequest, reply: FastifyReply) =>
+  const notFoundOptions = options.notFoundPreValidation
+    ? { preValidation: options.notFoundPreValidation }
+    : {};
+  app.setNotFoundHandler(notFoundOptions, (request: FastifyRequest, reply: FastifyReply) =>
     reply
       .code(404)
       .send(

@@ -26,5 +26,10 @@ declare module 'fastify' {
     bastionFinished: boolean;
     /** Internal: performance.now() when the request arrived. */
     bastionStartedAt: number;
+    /**
+     * Internal: the route's config, read once in the entry hook (every read of
+     * `request.routeOptions` builds a new object); null before the entry hook ran.
+     */
+    bastionRoute: FastifyContextConfig | null;
   }
 }

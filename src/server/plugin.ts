@@ -25,7 +25,7 @@ import { migrationStatus } from '../storage/migrator.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
 import { errorBody, installErrorHandling } from './error-handler.ts';
 import { registerReferenceApi } from './reference-api/index.ts';
-import { routeAuth } from './route-auth.ts';
+import { routeAuth, routeOf } from './route-auth.ts';
 import { registerSecurityRoutes } from './security-routes.ts';
 import { createServices, type Services } from './services.ts';
 
@@ -108,7 +108,13 @@ export const bastion = fp<BastionPluginOptions>(
     app.decorate('bastion', services);
     if (!options.services) app.addHook('onClose', async () => services.close());
 
-    installErrorHandling(app);
+    const detection = new AttackDetection({
+      config,
+      events: services.securityEvents,
+      threat: services.threat,
+    });
+    // Requests no route matched are inspected too (scanners probe paths that do not exist).
+    installErrorHandling(app, { notFoundPreValidation: detection.afterBody });
     const consoleOrigins = new Set(config.security.corsOrigins.map(normalizeOrigin));
     const authenticate =
       options.authenticate ??
@@ -131,7 +137,7 @@ export const bastion = fp<BastionPluginOptions>(
       threat: services.threat,
     });
     protection.install(app);
-    new AttackDetection({ config, events: services.securityEvents, threat: services.threat }).install(app);
+    detection.install(app);
     await app.register(routeAuth, {
       authenticate,
       authorized: (request, reply) => protection.limitPrincipal(request, reply),
@@ -154,7 +160,7 @@ export const bastion = fp<BastionPluginOptions>(
     const overloaded = config.loadShedding.enabled ? await eventLoopPressure(app, config) : null;
     await app.register(observability, {
       metrics: services.httpMetrics,
-      admit: admission(app, config, overloaded, protection),
+      admit: admission(app, config, overloaded, protection, detection),
       finished: (request, status) => {
         if (status === 404) services.threat.add(request.ip, 'not_found');
       },
@@ -185,10 +191,11 @@ export const bastion = fp<BastionPluginOptions>(
 );
 
 /**
- * Whether a request is served (the entry hook's one check, in this order): during a graceful shutdown, in-flight requests finish but new
- * ones (on a kept-alive or pipelined connection; new connections are refused) get a 503 and
- * Connection: close; while the event loop is overloaded, requests get a 503 with Retry-After,
- * except on routes with `config.loadShedding: false` (liveness, metrics); then API protection.
+ * Whether a request is served (the entry hook's one check, in this order): during a graceful
+ * shutdown, in-flight requests finish but new ones (on a kept-alive or pipelined connection; new
+ * connections are refused) get a 503 and Connection: close; while the event loop is overloaded,
+ * requests get a 503 with Retry-After, except on routes with `config.loadShedding: false`
+ * (liveness, metrics); then API protection, then attack detection of a request without a body.
  * Checked in the observability plugin's entry hook rather than in hooks of their own (a hook
  * costs every request).
  */
@@ -197,6 +204,7 @@ function admission(
   config: BastionConfig,
   overloaded: (() => number | null) | null,
   protection: RequestProtection,
+  detection: AttackDetection,
 ): (request: FastifyRequest, reply: FastifyReply) => boolean | Promise<boolean> {
   let closing = false;
   app.addHook('preClose', (done) => {
@@ -210,9 +218,13 @@ function admission(
       reply.header('connection', 'close').code(503).send(errorBody(HttpErrors.unavailable, request.id));
       return false;
     }
-    const delay =
-      overloaded === null || request.routeOptions.config.loadShedding === false ? null : overloaded();
-    if (delay === null) return protection.admit(request, reply);
+    const delay = overloaded === null || routeOf(request).loadShedding === false ? null : overloaded();
+    if (delay === null) {
+      const admitted = protection.admit(request, reply);
+      if (admitted === true) return detection.early(request, reply);
+      if (admitted === false) return false;
+      return admitted.then((allowed) => allowed && detection.early(request, reply));
+    }
     request.log.warn({ event: 'load_shed', type: 'eventLoopDelay', value: delay }, 'shedding load');
     reply.code(503).header('retry-after', retryAfter).send(errorBody(HttpErrors.overloaded, request.id));
     return false;

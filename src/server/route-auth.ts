@@ -1,4 +1,10 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import type {
+  FastifyContextConfig,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  RouteOptions,
+} from 'fastify';
 import fp from 'fastify-plugin';
 import { BastionError, HttpErrors } from '../core/errors.ts';
 import { type Authenticator, isPromiseLike, type Principal } from '../core/principal.ts';
@@ -25,6 +31,14 @@ export interface RouteAuthOptions {
 }
 
 const nobody: Authenticator<FastifyRequest> = () => null;
+
+/**
+ * The config of the request's route: the copy the entry hook kept, else (before it ran)
+ * Fastify's, which `request.routeOptions` builds anew at every read.
+ */
+export function routeOf(request: FastifyRequest): FastifyContextConfig {
+  return request.bastionRoute ?? request.routeOptions.config;
+}
 
 /** Why a route declaration is refused, or null when it is fine. */
 export function routeAuthProblem(route: Pick<RouteOptions, 'method' | 'url' | 'config'>): string | null {

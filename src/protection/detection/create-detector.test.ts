@@ -219,3 +219,42 @@ describe('options', () => {
     expect(() => createDetector({ exclude: ['body..x'] })).toThrow(/exclude pattern/);
   });
 });
+
+describe('the memory of clean values (benignCache)', () => {
+  const VALUES: [string, string][] = [
+    ['sqlmap/1.7.2#stable (https://sqlmap.org)', 'query.q'],
+    ['sqlmap/1.7.2#stable (https://sqlmap.org)', 'header.user-agent'],
+    ["1' OR '1'='1", 'query.id'],
+    ['Mozilla/5.0 (X11; Linux x86_64)', 'header.user-agent'],
+    ['../../etc/passwd', 'path'],
+    ['/api/v1/items', 'path'],
+    ['<b>bold</b>', 'body.comment'],
+    ['<script>alert(1)</script>', 'body.comment'],
+    ['$where', 'body.filter'],
+    ['plain words', 'cookie.theme'],
+  ];
+
+  it('gives the verdict scoring gives, place by place, in any order and when it starts over', () => {
+    const scored = createDetector({ benignCache: 0 });
+    const expected = VALUES.map(([value, location]) => scored.inspectValue(value, location));
+    // A clean verdict in one place must not carry over to another (a tool's name is fine in a
+    // query, not as the User-Agent); capacity 3 makes the memory start over along the way.
+    for (const capacity of [1024, 3]) {
+      const remembering = createDetector({ benignCache: capacity });
+      for (let round = 0; round < 3; round += 1) {
+        const order = round === 1 ? [...VALUES.keys()].reverse() : [...VALUES.keys()];
+        for (const i of order) {
+          const [value, location] = VALUES[i] as [string, string];
+          expect(remembering.inspectValue(value, location)).toEqual(expected[i]);
+        }
+      }
+    }
+    expect(expected[1]?.length).toBeGreaterThan(0);
+    expect(expected[0]).toEqual([]);
+  });
+
+  it('refuses a negative or fractional capacity', () => {
+    expect(() => createDetector({ benignCache: -1 })).toThrow(/benignCache/);
+    expect(() => createDetector({ benignCache: 1.5 })).toThrow(/benignCache/);
+  });
+});

@@ -8,6 +8,7 @@ import { ATTACK_CLASSES, type Detector, type DetectorOptions } from './types.ts'
 export const DETECTOR_DEFAULTS = {
   maxFindings: 10,
   maxDepth: 128,
+  benignCache: 1024,
 } as const;
 
 /**
@@ -29,7 +30,11 @@ export function createDetector(options: DetectorOptions = {}): Detector {
   if (!Number.isInteger(maxDepth) || maxDepth < 1) {
     throw new TypeError(`maxDepth must be a positive integer, got ${String(options.maxDepth)}`);
   }
-  const inspection = new RequestInspection(enabled, thresholds, filter, maxFindings, maxDepth);
+  const benignCache = options.benignCache ?? DETECTOR_DEFAULTS.benignCache;
+  if (!Number.isInteger(benignCache) || benignCache < 0) {
+    throw new TypeError(`benignCache must be a non-negative integer, got ${String(options.benignCache)}`);
+  }
+  const inspection = new RequestInspection(enabled, thresholds, filter, maxFindings, maxDepth, benignCache);
   return {
     inspect: (parts) => inspection.run(parts),
     inspectValue: (value, location) => inspection.runValue(value, location),

@@ -24,6 +24,9 @@ export class RequestInspection {
   private readonly subject = new Subject();
   private readonly location = new LocationPath();
   private findings: Finding[] = [];
+  /** Short values found clean, by place (`where` bits); see `DetectorOptions.benignCache`. */
+  private readonly benign = new Map<number, Set<string>>();
+  private benignCount = 0;
 
   constructor(
     private readonly detectors: readonly ClassDetector[],
@@ -32,6 +35,8 @@ export class RequestInspection {
     private readonly maxFindings: number,
     /** Nesting below which structures are not walked: at least the JSON body limit's depth. */
     private readonly maxDepth: number,
+    /** Clean short values remembered (0: none). */
+    private readonly benignCapacity: number,
   ) {}
 
   run(parts: RequestParts): Finding[] {
@@ -130,6 +135,14 @@ export class RequestInspection {
 
   private inspect(value: string, where: number, parentKey = ''): void {
     if (value.length === 0) return;
+    // A verdict depends on the value and its place only (a parent key matters only under
+    // `prototype`, which is never remembered).
+    const remember = value.length <= MAX_REMEMBERED_LENGTH && parentKey === '' && this.benignCapacity > 0;
+    let known: Set<string> | undefined;
+    if (remember) {
+      known = this.benign.get(where);
+      if (known?.has(value)) return;
+    }
     const subject = this.subject;
     subject.load(where & (IN_HEADER | IN_USER_AGENT) ? headerText(value) : value, where, parentKey);
     const first = this.findings.length;
@@ -147,8 +160,24 @@ export class RequestInspection {
         fragment: maskFragment(subject.text, subject.hitStart, subject.hitEnd),
       });
     }
+    if (remember && this.findings.length === first) this.rememberBenign(value, where, known);
     if (this.findings.length - first > 1) sortFrom(this.findings, first);
     if (this.findings.length > this.maxFindings) this.findings.length = this.maxFindings;
+  }
+
+  private rememberBenign(value: string, where: number, known: Set<string> | undefined): void {
+    if (this.benignCount >= this.benignCapacity) {
+      // Full (many distinct values): start over rather than track ages on every request.
+      this.benign.clear();
+      this.benignCount = 0;
+      known = undefined;
+    }
+    if (known === undefined) {
+      known = new Set();
+      this.benign.set(where, known);
+    }
+    known.add(value);
+    this.benignCount += 1;
   }
 }
 
@@ -157,6 +186,9 @@ function sortFrom(findings: Finding[], first: number): void {
   const tail = findings.splice(first).sort((a, b) => b.score - a.score);
   findings.push(...tail);
 }
+
+/** Longest value whose clean verdict is remembered. */
+const MAX_REMEMBERED_LENGTH = 128;
 
 const HIGH_LATIN1 = /[\u0080-\u00ff]/;
 const BEYOND_LATIN1 = /[\u0100-\uffff]/;

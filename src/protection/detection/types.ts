@@ -49,6 +49,13 @@ export interface DetectorOptions {
    * (protection.limits.maxJsonDepth refuses deeper ones), or a payload could hide beneath it.
    */
   maxDepth?: number;
+  /**
+   * How many short values (up to 128 characters) found clean are remembered, per place, so
+   * that a value seen again (the same User-Agent, Origin, path) is not scored again; default
+   * 1024, 0 turns it off. Scoring depends only on the value and its place, so a remembered
+   * verdict is the one scoring would give; when the memory is full it starts over.
+   */
+  benignCache?: number;
 }
 
 /** A compiled detector; create it once and reuse it for every request. */
