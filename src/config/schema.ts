@@ -361,6 +361,79 @@ const Protection = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+const MetricHistory = Type.Object(
+  {
+    sampleIntervalMs: Type.Integer({
+      minimum: 100,
+      maximum: 60_000,
+      default: 1000,
+      description: 'How often each instance samples its series (live values for alert rules)',
+    }),
+    retentionDays: Type.Integer({
+      minimum: 1,
+      default: 7,
+      description: 'How long per-minute rollups are kept',
+    }),
+    hourlyRetentionDays: Type.Integer({
+      minimum: 1,
+      default: 90,
+      description: 'How long the hourly rollups that replace older per-minute ones are kept',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/** A named alert channel of the config file (the environment configures one of each kind). */
+const AlertChannel = Type.Object(
+  {
+    name: Type.String({ minLength: 1, pattern: '^[a-z][a-z0-9_-]{0,62}$' }),
+    kind: Type.Enum(['webhook', 'slack', 'email', 'pushover', 'log']),
+    /** webhook, slack: the URL; pushover: the API URL (default: the public service). */
+    url: Type.Optional(Type.String({ minLength: 1 })),
+    /** webhook: HMAC secret (default ALERT_WEBHOOK_SECRET). */
+    secret: Type.Optional(Type.String({ minLength: 1 })),
+    /** email: recipients; smtpUrl default SMTP_URL. */
+    to: Type.Optional(Type.Array(Type.String({ minLength: 3 }))),
+    smtpUrl: Type.Optional(Type.String({ minLength: 1 })),
+    from: Type.Optional(Type.String({ minLength: 3 })),
+    /** pushover: application token and user key (defaults PUSHOVER_TOKEN, PUSHOVER_USER). */
+    token: Type.Optional(Type.String({ minLength: 1 })),
+    user: Type.Optional(Type.String({ minLength: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+const WebSocketOptions = Type.Object(
+  {
+    maxConnectionsPerUser: Type.Integer({
+      minimum: 1,
+      default: 5,
+      description: 'Open /ws connections per user',
+    }),
+    maxMessagesPerSecond: Type.Integer({
+      minimum: 1,
+      default: 10,
+      description: 'Messages a client may send per second before it is disconnected',
+    }),
+    heartbeatMs: Type.Integer({
+      minimum: 1000,
+      default: 30_000,
+      description: 'Ping interval; no pong by the next ping closes',
+    }),
+    authTimeoutMs: Type.Integer({
+      minimum: 100,
+      default: 5000,
+      description: 'How long a connection may stay unauthenticated (token in the first message)',
+    }),
+    maxBufferedBytes: Type.Integer({
+      minimum: 1024,
+      default: 1_048_576,
+      description: 'Unsent bytes to a slow client before it is disconnected (backpressure)',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 /** The whole configuration; every option has a default, so `{}` is a valid file. */
 export const ConfigSchema = Type.Object(
   {
@@ -382,6 +455,85 @@ export const ConfigSchema = Type.Object(
     protection: Protection,
     tracing: Tracing,
     alertChannels: AlertChannels,
+    alerts: Type.Object(
+      {
+        channels: Type.Array(AlertChannel, { default: [], description: 'Named alert channels' }),
+        enabled: Type.Boolean({
+          default: true,
+          description: 'Evaluate alert rules and deliver notifications',
+        }),
+        evaluationIntervalMs: Type.Integer({
+          minimum: 100,
+          default: 1000,
+          description: 'How often rules are evaluated',
+        }),
+        defaultRules: Type.Boolean({ default: true, description: "Include Bastion's default rules" }),
+        defaultChannels: Type.Array(Type.String({ minLength: 1 }), {
+          default: [],
+          description: 'Channels of the default and SLO rules (default: every configured channel)',
+        }),
+        /** Rules of the config file; see `AlertRuleSchema` in src/alerting/rules.ts (checked at start-up). */
+        rules: Type.Array(Type.Unknown(), { default: [] }),
+        groupWait: Type.String({ default: '0s', description: 'A new group waits this long for more alerts' }),
+        groupInterval: Type.String({
+          default: '1m',
+          description: 'Wait between notifications of a changed group',
+        }),
+        repeatInterval: Type.String({
+          default: '4h',
+          description: 'A group still firing is notified again after this',
+        }),
+        escalation: Type.Union(
+          [
+            Type.Object(
+              {
+                after: Type.String({ default: '15m' }),
+                channels: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+              },
+              { additionalProperties: false },
+            ),
+            Type.Null(),
+          ],
+          { default: null, description: 'Channels told when a critical alert is not acknowledged in time' },
+        ),
+        slo: Type.Object(
+          {
+            availability: Type.Union(
+              [Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }), Type.Null()],
+              {
+                default: 0.999,
+                description: 'Fraction of requests that must not fail (5xx); null: no availability SLO',
+              },
+            ),
+            latency: Type.Union([Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }), Type.Null()], {
+              default: 0.99,
+              description: 'Fraction of requests that must be faster than latencyThresholdMs; null: none',
+            }),
+            latencyThresholdMs: Type.Integer({ minimum: 1, default: 500 }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        delivery: Type.Object(
+          {
+            maxAttempts: Type.Integer({ minimum: 1, default: 10 }),
+            baseDelayMs: Type.Integer({ minimum: 10, default: 1000 }),
+            maxDelayMs: Type.Integer({ minimum: 10, default: 300_000 }),
+            breakerThreshold: Type.Integer({ minimum: 1, default: 5 }),
+            breakerHalfOpenMs: Type.Integer({ minimum: 100, default: 30_000 }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        leaseTtlMs: Type.Integer({
+          minimum: 1000,
+          default: 15_000,
+          description: 'An evaluating instance that stops renewing is replaced after this',
+        }),
+        consoleUrl: nullableString(),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    metricHistory: MetricHistory,
+    websocket: WebSocketOptions,
   },
   { additionalProperties: false },
 );

@@ -4,6 +4,7 @@ import { dataProtection } from './migrations/0002-data-protection.ts';
 import { identity } from './migrations/0003-identity.ts';
 import { protection } from './migrations/0004-protection.ts';
 import { securityIncidents } from './migrations/0005-security-incidents.ts';
+import { alerting } from './migrations/0007-alerting.ts';
 
 /**
  * Every migration, in order. Names sort lexically and never change once released; the same
@@ -15,4 +16,5 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0003-identity': identity,
   '0004-protection': protection,
   '0005-security-incidents': securityIncidents,
+  '0007-alerting': alerting,
 };

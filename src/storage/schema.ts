@@ -260,6 +260,94 @@ export interface SecurityIncidentsTable {
   resolved_at: string | null;
 }
 
+/** An alert rule created through the API (config-file rules are not stored). */
+export interface AlertRulesTable {
+  id: string;
+  name: string;
+  /** JSON: the rule as the API accepts it. */
+  definition: string;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** The current state of one alert (one per fingerprint). */
+export interface AlertsTable {
+  fingerprint: string;
+  rule_name: string;
+  /** 'pending', 'firing' or 'resolved'. */
+  status: string;
+  severity: string;
+  labels: string;
+  annotations: string;
+  value: number | null;
+  pending_since: string | null;
+  started_at: string | null;
+  ended_at: string | null;
+  acknowledged_by: string | null;
+  acknowledged_at: string | null;
+  escalated_at: string | null;
+  updated_at: string;
+}
+
+/** What happened to alerts: pending, firing, resolved, acknowledged, escalated, notified… */
+export interface AlertHistoryTable {
+  id: string;
+  fingerprint: string;
+  rule_name: string;
+  event: string;
+  severity: string;
+  value: number | null;
+  details: string;
+  at: string;
+}
+
+/** A silence: alerts matching every matcher are not notified between starts_at and ends_at. */
+export interface AlertSilencesTable {
+  id: string;
+  /** JSON array of `{name, value, op}` matchers. */
+  matchers: string;
+  starts_at: string;
+  ends_at: string;
+  created_by: string | null;
+  author: string;
+  comment: string;
+  created_at: string;
+}
+
+/** A notification group's timing (group wait, group interval, repeat interval). */
+export interface AlertGroupsTable {
+  group_key: string;
+  first_seen_at: string;
+  last_sent_at: string | null;
+  /** What the last notification said (hash of its alerts and their states). */
+  last_digest: string | null;
+}
+
+/** Durable delivery of notifications. */
+export interface NotificationOutboxTable {
+  id: string;
+  idempotency_key: string;
+  channel: string;
+  payload: string;
+  /** 'pending', 'delivered' or 'dead'. */
+  status: string;
+  attempts: number;
+  next_attempt_at: string;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+  delivered_at: string | null;
+}
+
+/** A named lease held by one instance at a time (alert evaluation and delivery). */
+export interface LeasesTable {
+  name: string;
+  holder: string;
+  /** Milliseconds since the epoch. */
+  expires_at: number;
+}
+
 /** The whole database. */
 export interface DatabaseSchema {
   instance_settings: InstanceSettingsTable;
@@ -282,4 +370,11 @@ export interface DatabaseSchema {
   ip_rules: IpRulesTable;
   security_events: SecurityEventsTable;
   security_incidents: SecurityIncidentsTable;
+  alert_rules: AlertRulesTable;
+  alerts: AlertsTable;
+  alert_history: AlertHistoryTable;
+  alert_silences: AlertSilencesTable;
+  alert_groups: AlertGroupsTable;
+  notification_outbox: NotificationOutboxTable;
+  leases: LeasesTable;
 }
