@@ -56,6 +56,19 @@ export interface OutboxEntry {
 }
 
 const BATCH = 50;
+// Longest sleep of the worker: rows claimed by an instance that died come back when their claim
+// times out, and a pass that failed (database unreachable) is tried again after this.
+const POLL_MS = 1000;
+
+/**
+ * A channel's cockatiel breaker, and when (by the outbox's clock) it last opened. Cockatiel times
+ * the half-open wait with `Date.now()`; the outbox gates it with its own clock instead, so that
+ * the breaker and the rows it reschedules agree on time (and tests can drive both).
+ */
+interface ChannelBreaker {
+  readonly policy: CircuitBreakerPolicy;
+  openedAt: number;
+}
 
 /**
  * Durable delivery: a notification is written to the `notification_outbox` table first and
@@ -74,7 +87,7 @@ export class NotificationOutbox {
   readonly #logger: Logger;
   readonly #policy: DeliveryPolicy;
   readonly #random: () => number;
-  readonly #breakers = new Map<string, CircuitBreakerPolicy>();
+  readonly #breakers = new Map<string, ChannelBreaker>();
   readonly #outcomes: Counter<'channel' | 'outcome'>;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
@@ -109,7 +122,7 @@ export class NotificationOutbox {
       labelNames: ['channel'],
       registers: [options.registry],
       collect() {
-        for (const [channel, breaker] of breakers) this.set({ channel }, breaker.state);
+        for (const [channel, breaker] of breakers) this.set({ channel }, breaker.policy.state);
       },
     });
   }
@@ -162,16 +175,13 @@ export class NotificationOutbox {
       this.#again = true;
       return;
     }
-    this.#running = this.deliverDue()
-      .catch((error: unknown) => this.#logger.error({ err: error }, 'alert delivery pass failed'))
-      .then(() => this.#scheduleNext())
-      .finally(() => {
-        this.#running = null;
-        if (this.#again) {
-          this.#again = false;
-          this.wake();
-        }
-      });
+    this.#running = this.#pass().finally(() => {
+      this.#running = null;
+      if (this.#again) {
+        this.#again = false;
+        this.wake();
+      }
+    });
   }
 
   /** Delivers every due notification once (claiming each first); returns how many were tried. */
@@ -252,7 +262,7 @@ export class NotificationOutbox {
       [CircuitState.Isolated]: 'isolated',
     } as const;
     return Object.fromEntries(
-      [...this.#breakers].map(([channel, breaker]) => [channel, names[breaker.state]]),
+      [...this.#breakers].map(([channel, breaker]) => [channel, names[breaker.policy.state]]),
     );
   }
 
@@ -280,18 +290,24 @@ export class NotificationOutbox {
       this.#outcomes.inc({ channel, outcome: 'dead' });
       return;
     }
+    const breaker = this.#breaker(channel);
     try {
-      await this.#breaker(channel).execute(() => notifier.send(notification));
+      if (breaker.policy.state === CircuitState.Open && now < this.#halfOpensAt(breaker)) {
+        throw new BrokenCircuitError();
+      }
+      await breaker.policy.execute(() => notifier.send(notification));
       await this.#finish(id, { status: 'delivered', attempts: attempts + 1, deliveredAt: now });
       this.#outcomes.inc({ channel, outcome: 'delivered' });
     } catch (error) {
       if (error instanceof BrokenCircuitError) {
+        const reopensAt = this.#halfOpensAt(breaker);
         // Not an attempt: the receiver was not called. Try again when the breaker half-opens.
         await this.#finish(id, {
           status: 'pending',
           attempts,
           error: `circuit open: ${channel} failed repeatedly`,
-          nextAttemptAt: now + this.#policy.breakerHalfOpenMs,
+          // Cockatiel only refuses on its own when the wall clock went back; then wait a full period.
+          nextAttemptAt: reopensAt > now ? reopensAt : now + this.#policy.breakerHalfOpenMs,
         });
         return;
       }
@@ -365,16 +381,27 @@ export class NotificationOutbox {
     return Math.round(Math.max(jittered, (retryAfterSeconds ?? 0) * 1000));
   }
 
-  #breaker(channel: string): CircuitBreakerPolicy {
+  #halfOpensAt(breaker: ChannelBreaker): number {
+    return breaker.openedAt + this.#policy.breakerHalfOpenMs;
+  }
+
+  #breaker(channel: string): ChannelBreaker {
     let breaker = this.#breakers.get(channel);
     if (!breaker) {
       // Permanent failures (a 4xx) say nothing about the receiver's health: they do not count.
       const transient = handleWhen((error) => !(error instanceof DeliveryError) || error.retryable);
-      breaker = circuitBreaker(transient, {
-        halfOpenAfter: this.#policy.breakerHalfOpenMs,
+      const policy = circuitBreaker(transient, {
+        // The wait is enforced in #deliver with the outbox's clock; once it has passed, cockatiel
+        // lets the next call through as the half-open trial.
+        halfOpenAfter: 0,
         breaker: new ConsecutiveBreaker(this.#policy.breakerThreshold),
       });
-      breaker.onStateChange((state) =>
+      const entry: ChannelBreaker = { policy, openedAt: 0 };
+      policy.onBreak(() => {
+        entry.openedAt = this.#clock.now();
+      });
+      breaker = entry;
+      policy.onStateChange((state) =>
         this.#logger.warn(
           { event: 'alert_channel_breaker', channel, state: CircuitState[state] },
           'alert channel breaker changed',
@@ -385,8 +412,20 @@ export class NotificationOutbox {
     return breaker;
   }
 
-  // Sleeps until the earliest pending notification is due (at most a second: rows claimed by an
-  // instance that died come back when their claim times out).
+  // One run of the worker. It must never reject: `wake` has nobody to hand a rejection to (it
+  // would be an unhandled rejection, which stops the server), and a pass that failed because the
+  // database was briefly unreachable must not leave the worker asleep for good.
+  async #pass(): Promise<void> {
+    try {
+      await this.deliverDue();
+      await this.#scheduleNext();
+    } catch (error) {
+      this.#logger.error({ err: error }, 'alert delivery pass failed');
+      this.#sleep(POLL_MS);
+    }
+  }
+
+  // Sleeps until the earliest pending notification is due, at most POLL_MS.
   async #scheduleNext(): Promise<void> {
     if (!this.#active) return;
     const next = await this.#db
@@ -396,9 +435,15 @@ export class NotificationOutbox {
       .orderBy('next_attempt_at')
       .limit(1)
       .executeTakeFirst();
-    const wait = next ? Math.max(0, Date.parse(next.next_attempt_at) - this.#clock.now()) : 1000;
+    const wait = next ? Math.max(0, Date.parse(next.next_attempt_at) - this.#clock.now()) : POLL_MS;
+    this.#sleep(Math.min(wait, POLL_MS));
+  }
+
+  #sleep(ms: number): void {
+    // stop() may have run while the pass awaited the database.
+    if (!this.#active) return;
     if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.wake(), Math.min(wait, 1000));
+    this.#timer = setTimeout(() => this.wake(), ms);
     this.#timer.unref();
   }
 }

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, EXIT_CONFIG } from '../config/errors.ts';
 import { BUILD_INFO } from '../observability/build-info.ts';
 import { StartupError } from '../server/startup-error.ts';
+import { registerAlerts } from './commands/alerts.ts';
 import { registerConfigCheck } from './commands/config-check.ts';
 import { registerKeys } from './commands/keys.ts';
 import { registerMigrate } from './commands/migrate.ts';
@@ -26,6 +27,7 @@ export function buildProgram(
   registerRoles(program, print);
   registerSecrets(program, print);
   registerUsers(program, print);
+  registerAlerts(program, print);
   return program;
 }
 

@@ -100,6 +100,15 @@ export class FastHistogram {
   }
 
   /**
+   * Every series and the buckets' upper bounds (without +Inf), as live views, not copies: for
+   * readers that sum counts every second (metric history) without building `get()`'s samples.
+   * Callers must not modify them.
+   */
+  read(): { bounds: Float64Array; series: Iterable<HistogramSeries> } {
+    return { bounds: this.#bounds, series: this.#series.values() };
+  }
+
+  /**
    * What the registry's text exposition reads: per series, cumulative buckets (`le`), `_sum`
    * and `_count`, with the series' labels shared (as prom-client lays them out).
    */

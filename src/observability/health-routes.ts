@@ -20,6 +20,19 @@ function summary(report: HealthReport): HealthReport {
   return { status: report.status, checks };
 }
 
+/** What `/health/detailed` answers: every check with its observed values, and the extra facts. */
+export async function detailedHealth(
+  health: HealthService,
+  facts: DetailedFacts,
+  release: { version: string },
+): Promise<{ code: number; body: Record<string, unknown> }> {
+  const [report, extra] = await Promise.all([health.report(), facts()]);
+  return {
+    code: statusCode(report),
+    body: { status: report.status, version: release.version, ...extra, checks: report.checks },
+  };
+}
+
 /** `/health/live`, `/health/ready` and `/health/detailed` (monitoring:read). */
 export function registerHealthRoutes(
   app: FastifyInstance,
@@ -43,12 +56,7 @@ export function registerHealthRoutes(
   });
 
   app.get('/health/detailed', { config: { auth: 'monitoring:read' } }, async (_request, reply) => {
-    const [report, extra] = await Promise.all([health.report(), facts()]);
-    const body = { status: report.status, version: release.version, ...extra, checks: report.checks };
-    return reply
-      .code(statusCode(report))
-      .type(HEALTH_JSON)
-      .header('cache-control', 'no-store')
-      .send(JSON.stringify(body));
+    const { code, body } = await detailedHealth(health, facts, release);
+    return reply.code(code).type(HEALTH_JSON).header('cache-control', 'no-store').send(JSON.stringify(body));
   });
 }

@@ -40,6 +40,13 @@ export function worst(statuses: Iterable<HealthStatus>): HealthStatus {
   return result;
 }
 
+/** A change between two health reports: the overall status and each check that moved. */
+export interface HealthChange {
+  status: HealthStatus;
+  previous: HealthStatus;
+  checks: Record<string, { from: HealthStatus | null; to: HealthStatus | undefined }>;
+}
+
 /**
  * Runs the registered checks in parallel, each bounded by a timeout, and caches the report for
  * `cacheMs` so that probes cannot hammer the database; concurrent callers share one run.
@@ -50,6 +57,11 @@ export class HealthService {
   readonly #cacheMs: number;
   readonly #clock: Clock;
   #cached: { at: number; report: Promise<HealthReport> } | null = null;
+  readonly #listeners: Array<(change: HealthChange) => void> = [];
+  /** Each check's status in the previous report, to tell what changed. */
+  #previous: Record<string, HealthStatus> | null = null;
+  #previousStatus: HealthStatus | null = null;
+  #watch: NodeJS.Timeout | null = null;
 
   constructor(options: { timeoutMs: number; cacheMs: number; clock: Clock }) {
     this.#timeoutMs = options.timeoutMs;
@@ -63,6 +75,28 @@ export class HealthService {
       throw new TypeError(`Duplicate health check ${check.key}`);
     }
     this.#checks.push(check);
+  }
+
+  /**
+   * Calls `listener` whenever a report's overall status or a check's status differs from the
+   * previous report's (not for the first report). Reports run when asked for (probes) and, once
+   * {@link watch} is called, at its interval.
+   */
+  onChange(listener: (change: HealthChange) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Runs the checks every `intervalMs` so that changes are seen without a probe; `stop()` ends it. */
+  watch(intervalMs: number): void {
+    if (this.#watch) return;
+    this.#watch = setInterval(() => void this.report().catch(() => {}), intervalMs);
+    this.#watch.unref();
+  }
+
+  /** Stops {@link watch}. */
+  stop(): void {
+    if (this.#watch) clearInterval(this.#watch);
+    this.#watch = null;
   }
 
   /** The report, from cache when fresh. */
@@ -83,7 +117,36 @@ export class HealthService {
     for (const [check, result] of entries) {
       checks[check.key] = [{ componentType: check.componentType, ...result, time }];
     }
-    return { status: worst(entries.map(([, result]) => result.status)), checks };
+    const report = { status: worst(entries.map(([, result]) => result.status)), checks };
+    this.#compare(report);
+    return report;
+  }
+
+  #compare(report: HealthReport): void {
+    const statuses = Object.fromEntries(
+      Object.entries(report.checks).map(([key, entries]) => [key, entries[0]?.status ?? 'fail']),
+    ) as Record<string, HealthStatus>;
+    const previous = this.#previous;
+    const previousStatus = this.#previousStatus;
+    this.#previous = statuses;
+    this.#previousStatus = report.status;
+    if (previous === null || previousStatus === null || this.#listeners.length === 0) return;
+    const changed = Object.keys(statuses).filter((key) => statuses[key] !== previous[key]);
+    if (changed.length === 0 && report.status === previousStatus) return;
+    const change: HealthChange = {
+      status: report.status,
+      previous: previousStatus,
+      checks: Object.fromEntries(
+        changed.map((key) => [key, { from: previous[key] ?? null, to: statuses[key] }]),
+      ),
+    };
+    for (const listener of this.#listeners) {
+      try {
+        listener(change);
+      } catch {
+        // A listener's failure must not break the report probes depend on.
+      }
+    }
   }
 
   async #runOne(check: HealthCheck): Promise<CheckResult> {

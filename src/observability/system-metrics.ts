@@ -22,6 +22,33 @@ function cpuTimes(): { idle: number; total: number } {
   return { idle, total };
 }
 
+/**
+ * Share of host CPU time spent busy since this reader's previous call (0–1). Each reader keeps
+ * its own baseline, so a Prometheus scrape and the metric history do not shorten each other's
+ * interval.
+ */
+export function cpuUtilizationReader(): () => number {
+  let last = cpuTimes();
+  return () => {
+    const now = cpuTimes();
+    const total = now.total - last.total;
+    const busy = total - (now.idle - last.idle);
+    last = now;
+    return total > 0 ? busy / total : 0;
+  };
+}
+
+/** Share of time the event loop was busy since this reader's previous call (0–1), own baseline. */
+export function eventLoopUtilizationReader(): () => number {
+  let last = performance.eventLoopUtilization();
+  return () => {
+    const now = performance.eventLoopUtilization();
+    const ratio = performance.eventLoopUtilization(now, last).utilization;
+    last = now;
+    return ratio;
+  };
+}
+
 /** Parses `/proc/net/dev` into per-interface received and transmitted byte counts. */
 export function parseNetDev(text: string): Array<{ iface: string; rx: number; tx: number }> {
   const rows: Array<{ iface: string; rx: number; tx: number }> = [];
@@ -40,17 +67,13 @@ export function parseNetDev(text: string): Array<{ iface: string; rx: number; tx
  * event-loop utilisation. Nothing runs between scrapes.
  */
 export function registerSystemMetrics(registry: Registry, options: SystemMetricsOptions): void {
-  let lastCpu = cpuTimes();
+  const cpu = cpuUtilizationReader();
   new Gauge({
     name: 'host_cpu_utilization_ratio',
     help: 'Share of host CPU time spent busy since the previous scrape (0-1).',
     registers: [registry],
     collect() {
-      const now = cpuTimes();
-      const total = now.total - lastCpu.total;
-      const busy = total - (now.idle - lastCpu.idle);
-      lastCpu = now;
-      this.set(total > 0 ? busy / total : 0);
+      this.set(cpu());
     },
   });
   new Gauge({
@@ -126,15 +149,13 @@ export function registerSystemMetrics(registry: Registry, options: SystemMetrics
       }
     },
   });
-  let lastElu = performance.eventLoopUtilization();
+  const eventLoop = eventLoopUtilizationReader();
   new Gauge({
     name: 'nodejs_eventloop_utilization_ratio',
     help: 'Share of time the event loop was busy since the previous scrape (0-1).',
     registers: [registry],
     collect() {
-      const now = performance.eventLoopUtilization();
-      this.set(performance.eventLoopUtilization(now, lastElu).utilization);
-      lastElu = now;
+      this.set(eventLoop());
     },
   });
 }

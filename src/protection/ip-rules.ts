@@ -56,6 +56,7 @@ export class IpRules {
   #listener: Listener | null = null;
   #timer: NodeJS.Timeout | null = null;
   #loading: Promise<void> | null = null;
+  readonly #addedListeners: Array<(rule: IpRuleView) => void> = [];
 
   constructor(options: IpRulesOptions) {
     this.#options = options;
@@ -154,7 +155,20 @@ export class IpRules {
     };
     await this.#options.db.insertInto('ip_rules').values(row).execute();
     await this.#changed();
-    return { ...row, action: input.action, source: input.source };
+    const view: IpRuleView = { ...row, action: input.action, source: input.source };
+    for (const listener of this.#addedListeners) {
+      try {
+        listener(view);
+      } catch (error) {
+        this.#options.logger.warn({ err: error }, 'an IP rule listener failed');
+      }
+    }
+    return view;
+  }
+
+  /** Calls `listener` after each rule this instance adds (bans and `block-ip`; live events). */
+  onAdded(listener: (rule: IpRuleView) => void): void {
+    this.#addedListeners.push(listener);
   }
 
   /** Removes the API's rules and bans for exactly this address or CIDR; the number removed. */

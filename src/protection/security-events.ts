@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import type { Clock } from '../core/clock.ts';
 import { newId } from '../core/ids.ts';
 import { maskObject } from '../data-protection/pii-masking.ts';
@@ -45,11 +46,61 @@ const REPEAT_WINDOW_MS = 60_000;
 const REPEAT_MEMORY = 10_000;
 /** Events held while the database is unreachable; beyond this the oldest are dropped (and logged). */
 const MAX_PENDING = 10_000;
+/** Label children kept per counter; kinds and classes are code constants, so this is never reached. */
+const MAX_CHILDREN = 500;
+
+type CounterChild = { inc(value?: number): void };
+
+/**
+ * `bastion_security_events_total{kind,attack_class}` and `bastion_requests_blocked_total{kind}`,
+ * with label children cached so an event costs a Map lookup and an addition.
+ */
+class SecurityEventCounters {
+  readonly #events: Counter<'kind' | 'attack_class'>;
+  readonly #blocked: Counter<'kind'>;
+  readonly #eventChildren = new Map<string, CounterChild>();
+  readonly #blockedChildren = new Map<string, CounterChild>();
+
+  constructor(registry: Registry) {
+    this.#events = new Counter({
+      name: 'bastion_security_events_total',
+      help: 'Security events recorded, by kind and attack class ("none" when not an attack).',
+      labelNames: ['kind', 'attack_class'],
+      registers: [registry],
+    });
+    this.#blocked = new Counter({
+      name: 'bastion_requests_blocked_total',
+      help: 'Requests refused by protection (denied addresses, bans, attacks, rate limits), by event kind.',
+      labelNames: ['kind'],
+      registers: [registry],
+    });
+  }
+
+  event(kind: string, attackClass: string | null): void {
+    const key = `${kind}\u0000${attackClass ?? ''}`;
+    let child = this.#eventChildren.get(key);
+    if (child === undefined) {
+      child = this.#events.labels({ kind, attack_class: attackClass ?? 'none' });
+      if (this.#eventChildren.size < MAX_CHILDREN) this.#eventChildren.set(key, child);
+    }
+    child.inc();
+  }
+
+  blocked(kind: string): void {
+    let child = this.#blockedChildren.get(kind);
+    if (child === undefined) {
+      child = this.#blocked.labels({ kind });
+      if (this.#blockedChildren.size < MAX_CHILDREN) this.#blockedChildren.set(kind, child);
+    }
+    child.inc();
+  }
+}
 
 /**
  * Durable security events (attack findings, blocked requests, bans), written in batches off the
  * request path: a flood of attacks becomes a few multi-row inserts, not a write per request.
- * Repeats of the same blocked address and rule are recorded once a minute with a count.
+ * Repeats of the same blocked address and rule are recorded once a minute with a count. With a
+ * registry, every recorded event and every refused request (repeats included) is also counted.
  */
 export class SecurityEvents {
   readonly #db: Kysely<DatabaseSchema>;
@@ -60,21 +111,33 @@ export class SecurityEvents {
   #flushing: Promise<void> = Promise.resolve();
   readonly #repeats = new Map<string, { at: number; suppressed: number }>();
   #stored: ((batch: readonly SecurityEventsTable[]) => Promise<void>) | null = null;
+  readonly #counters: SecurityEventCounters | null;
 
   /** Runs after each batch is stored (incident grouping); its failure is logged, not retried. */
   afterStore(handler: (batch: readonly SecurityEventsTable[]) => Promise<void>): void {
     this.#stored = handler;
   }
 
-  constructor(options: { db: Kysely<DatabaseSchema>; logger: Logger; clock: Clock }) {
+  constructor(options: {
+    db: Kysely<DatabaseSchema>;
+    logger: Logger;
+    clock: Clock;
+    /** Where the event and blocked-request counters are registered (default: none, not counted). */
+    registry?: Registry;
+  }) {
     this.#db = options.db;
     this.#logger = options.logger;
     this.#clock = options.clock;
+    this.#counters = options.registry ? new SecurityEventCounters(options.registry) : null;
   }
 
   /** Queues an event; it is stored within a fraction of a second. */
   record(input: SecurityEventInput): void {
     const now = this.#clock.now();
+    if (this.#counters) {
+      this.#counters.event(input.kind, input.attackClass ?? null);
+      if (input.blocked) this.#counters.blocked(input.kind);
+    }
     const row: SecurityEventsTable = {
       id: newId(now),
       kind: input.kind,
@@ -98,9 +161,14 @@ export class SecurityEvents {
 
   /** A request refused because its address is denied (recorded at most once a minute per address and rule). */
   blocked(request: FastifyRequest, rule: IpRule): void {
-    if (this.#repeated(`${request.ip}|${rule.id}`)) return;
+    const kind = rule.source === 'ban' ? 'banned_request' : 'ip_blocked';
+    // A repeat is not stored again, but it is still a refused request.
+    if (this.#repeated(`${request.ip}|${rule.id}`)) {
+      this.#counters?.blocked(kind);
+      return;
+    }
     this.record({
-      kind: rule.source === 'ban' ? 'banned_request' : 'ip_blocked',
+      kind,
       severity: 'low',
       clientIp: request.ip,
       method: request.method,
@@ -117,7 +185,10 @@ export class SecurityEvents {
 
   /** A request refused by a rate limit (recorded at most once a minute per address). */
   rateLimited(request: FastifyRequest): void {
-    if (this.#repeated(`rate|${request.ip}`)) return;
+    if (this.#repeated(`rate|${request.ip}`)) {
+      this.#counters?.blocked('rate_limited');
+      return;
+    }
     this.record({
       kind: 'rate_limited',
       severity: 'low',

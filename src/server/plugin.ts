@@ -12,7 +12,7 @@ import { requestContext } from '../identity/audit-log.ts';
 import { registerConsoleSessionRoutes } from '../identity/console-routes.ts';
 import { registerIdentityRoutes } from '../identity/routes.ts';
 import { BUILD_INFO } from '../observability/build-info.ts';
-import { registerHealthRoutes } from '../observability/health-routes.ts';
+import { detailedHealth, registerHealthRoutes } from '../observability/health-routes.ts';
 import { createLogger } from '../observability/logger.ts';
 import { registerMetricsRoute } from '../observability/metrics-route.ts';
 import { observability } from '../observability/plugin.ts';
@@ -23,7 +23,10 @@ import { ProtectionErrors } from '../protection/errors.ts';
 import { RequestProtection } from '../protection/request-protection.ts';
 import { migrationStatus } from '../storage/migrator.ts';
 import { registerAdminRoutes } from './admin-routes.ts';
+import { registerAlertRoutes } from './alert-routes.ts';
 import { errorBody, installErrorHandling } from './error-handler.ts';
+import { registerLiveEventsRoute } from './live-events/live-events-route.ts';
+import { registerMonitoringRoutes } from './monitoring-routes.ts';
 import { registerReferenceApi } from './reference-api/index.ts';
 import { routeAuth, routeOf } from './route-auth.ts';
 import { registerSecurityRoutes } from './security-routes.ts';
@@ -174,6 +177,11 @@ export const bastion = fp<BastionPluginOptions>(
       registerIdentityRoutes(app, services.identity);
       registerAdminRoutes(app, services);
       registerSecurityRoutes(app, services);
+      registerAlertRoutes(app, services);
+      registerMonitoringRoutes(app, services, () =>
+        detailedHealth(services.health, () => detailedFacts(services, protection), BUILD_INFO),
+      );
+      await registerLiveEventsRoute(app, services);
       registerConsoleSessionRoutes(app, services.identity, {
         secure: config.env === 'production',
         sessionSeconds: config.identity.sessionAbsoluteTimeoutSeconds,
@@ -252,9 +260,10 @@ async function detailedFacts(
   services: Services,
   protection: RequestProtection,
 ): Promise<Record<string, unknown>> {
-  const [migrations, secrets] = await Promise.all([
+  const [migrations, secrets, outbox] = await Promise.all([
     migrationStatus(services.database).catch(() => null),
     services.vault.summary().catch(() => null),
+    services.alerts.outbox.counts().catch(() => null),
   ]);
   return {
     releaseId: BUILD_INFO.version,
@@ -263,7 +272,16 @@ async function detailedFacts(
     database: { system: services.database.kind },
     shared_state: { backend: services.state.kind, policy: services.config.sharedStatePolicy },
     rate_limits: protection.rateLimitStatus(),
-    circuit_breakers: {},
+    circuit_breakers: Object.fromEntries(
+      Object.entries(services.alerts.outbox.breakerStates()).map(([channel, state]) => [
+        `alert_channel:${channel}`,
+        state,
+      ]),
+    ),
+    alerting: {
+      evaluating_here: services.alerts.leader,
+      notifications: outbox ?? 'unavailable',
+    },
     secrets: secrets ?? 'unavailable',
     migrations:
       migrations?.map((migration) => ({

@@ -1,6 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
+import { createNotifiers } from '../alerting/notifiers/create-notifiers.ts';
+import { AlertService } from '../alerting/service.ts';
 import { ConfigError } from '../config/errors.ts';
 import { resolveMasterKey } from '../config/master-key.ts';
 import { productionProblems } from '../config/production-guards.ts';
@@ -25,6 +29,7 @@ import {
   sharedStateCheck,
 } from '../observability/health-checks.ts';
 import { HttpMetrics } from '../observability/http-metrics.ts';
+import { identityFailureMetrics, MetricHistory } from '../observability/metric-history/index.ts';
 import { registerRuntimeMetrics } from '../observability/runtime-metrics.ts';
 import { registerSystemMetrics } from '../observability/system-metrics.ts';
 import { IpRules } from '../protection/ip-rules.ts';
@@ -38,6 +43,8 @@ import { ensureInstallationId } from '../storage/instance-settings.ts';
 import { migrateUp, pendingMigrations } from '../storage/migrator.ts';
 import { createSharedState } from '../storage/shared-state.ts';
 import type { SharedState } from '../storage/state.ts';
+import { publishAlertChange, publishBan, publishSecurityEvents } from './live-events/live-event-feeds.ts';
+import { LiveEventHub } from './live-events/live-event-hub.ts';
 import { StartupError } from './startup-error.ts';
 
 /** The long-lived parts of a running Bastion, shared by its routes and closed together. */
@@ -77,6 +84,14 @@ export interface Services {
   readonly threat: ThreatScores;
   /** Security incidents and the threat level. */
   readonly incidents: SecurityIncidents;
+  /** Live events (`GET /ws`): publish alerts, security events, bans and health changes to every instance. */
+  readonly liveEvents: LiveEventHub;
+  /** Per-minute history of the key series, across instances (alert rules, console charts). */
+  readonly metricHistory: MetricHistory;
+  /** Alert rules, their evaluation (one instance at a time), silences, channels and delivery. */
+  readonly alerts: AlertService;
+  /** This process among the instances sharing the database (metric rollups, the alerting lease). */
+  readonly instanceId: string;
   readonly startedAt: number;
   /** Closes the database and shared state (idempotent). */
   close(): Promise<void>;
@@ -132,22 +147,43 @@ export async function createServices(options: ServicesOptions): Promise<Services
   let identity: IdentityService | null = null;
   let ipRules: IpRules | null = null;
   let threat: ThreatScores | null = null;
-  const securityEvents = new SecurityEvents({ db: database.db, logger, clock });
+  const liveEvents = new LiveEventHub({
+    state,
+    logger,
+    registry,
+    maxConnectionsPerUser: config.websocket.maxConnectionsPerUser,
+  });
+  const securityEvents = new SecurityEvents({ db: database.db, logger, clock, registry });
   const outbound = new OutboundClient({
     timeoutMs: config.outbound.timeoutMs,
     allowPrivateNetworks: config.outbound.allowPrivateNetworks,
   });
+  // Alert channels are the operator's own configuration (an internal relay, a local receiver), so
+  // unlike integration URLs they may point at private addresses.
+  const channelClient = new OutboundClient({
+    timeoutMs: config.outbound.timeoutMs,
+    allowPrivateNetworks: true,
+  });
+  const instanceId = `${hostname().slice(0, 40)}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  let metricHistory: MetricHistory | null = null;
+  let healthService: HealthService | null = null;
+  let alerts: AlertService | null = null;
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
     eventLoop.stop();
+    healthService?.stop();
+    await alerts?.close().catch(() => {});
+    await metricHistory?.close().catch(() => {});
+    await liveEvents.close().catch(() => {});
     await reencryption?.stop().catch(() => {});
     await identity?.close().catch(() => {});
     await threat?.close().catch(() => {});
     await ipRules?.close().catch(() => {});
     await securityEvents.close().catch(() => {});
     await outbound.close().catch(() => {});
+    await channelClient.close().catch(() => {});
     await keyring?.close().catch(() => {});
     await Promise.allSettled([database.close(), state.close()]);
   };
@@ -164,6 +200,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       cacheMs: config.health.cacheMs,
       clock,
     });
+    healthService = health;
     health.add(databaseCheck(database, config.health));
     health.add(sharedStateCheck(state));
     health.add(diskCheck(config.dataDir, config.health));
@@ -187,8 +224,44 @@ export async function createServices(options: ServicesOptions): Promise<Services
     await ipRules.start();
     threat = new ThreatScores({ config, state, ipRules, events: securityEvents, clock, logger });
     identity.audit.onRecorded(feedIdentityFailures(threat));
+    identity.audit.onRecorded(identityFailureMetrics(registry));
     const incidents = new SecurityIncidents({ db: database.db, clock, ipRules });
-    securityEvents.afterStore((batch) => incidents.absorb(batch));
+    securityEvents.afterStore((batch) => {
+      publishSecurityEvents(liveEvents, batch);
+      return incidents.absorb(batch);
+    });
+    ipRules.onAdded((rule) => publishBan(liveEvents, rule));
+    liveEvents.start();
+    metricHistory = new MetricHistory({
+      db: database.db,
+      registry,
+      clock,
+      logger,
+      instanceId,
+      config,
+      httpDuration: httpMetrics.duration,
+    });
+    alerts = new AlertService({
+      config,
+      db: database.db,
+      clock,
+      logger,
+      registry,
+      series: metricHistory,
+      notifiers: createNotifiers(config, { logger, transport: channelClient, clock }),
+      onChange: (change) => publishAlertChange(liveEvents, change, clock.now()),
+      holder: instanceId,
+    });
+    health.onChange(
+      (change) =>
+        void liveEvents.publish({ type: 'health', at: new Date(clock.now()).toISOString(), data: change }),
+    );
+    health.watch(Math.max(config.health.cacheMs, 5000));
+    await metricHistory.start();
+    await alerts.start();
+    // Rules are evaluated right after each sample, so a breach is seen within one sample interval.
+    const evaluating = alerts;
+    metricHistory.onSample(() => void evaluating.evaluateNow());
     return {
       config,
       logger,
@@ -212,6 +285,10 @@ export async function createServices(options: ServicesOptions): Promise<Services
       rateLimits: new RateLimits({ state, clock, registry }),
       threat,
       incidents,
+      liveEvents,
+      metricHistory,
+      alerts,
+      instanceId,
       startedAt: clock.now(),
       close,
     };

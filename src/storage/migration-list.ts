@@ -4,6 +4,7 @@ import { dataProtection } from './migrations/0002-data-protection.ts';
 import { identity } from './migrations/0003-identity.ts';
 import { protection } from './migrations/0004-protection.ts';
 import { securityIncidents } from './migrations/0005-security-incidents.ts';
+import { metricHistory } from './migrations/0006-metric-history.ts';
 import { alerting } from './migrations/0007-alerting.ts';
 
 /**
@@ -16,5 +17,6 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0003-identity': identity,
   '0004-protection': protection,
   '0005-security-incidents': securityIncidents,
+  '0006-metric-history': metricHistory,
   '0007-alerting': alerting,
 };

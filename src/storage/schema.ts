@@ -348,6 +348,31 @@ export interface LeasesTable {
   expires_at: number;
 }
 
+/**
+ * One series' rollup over one bucket (a minute, or an hour once compacted) on one instance.
+ * Min, max and last are null when no sample had a value (a ratio without requests).
+ */
+export interface MetricRollupsTable {
+  series: string;
+  /** '1m' or '1h'. */
+  resolution: string;
+  /** Milliseconds since the epoch. */
+  bucket_start: number;
+  instance_id: string;
+  sample_count: number;
+  value_sum: number;
+  value_min: number | null;
+  value_max: number | null;
+  value_last: number | null;
+  numerator: number;
+  denominator: number;
+  hist_sum: number;
+  hist_count: number;
+  /** JSON array of per-bucket (not cumulative) latency counts, the last one +Inf; null otherwise. */
+  buckets: string | null;
+  updated_at: string;
+}
+
 /** The whole database. */
 export interface DatabaseSchema {
   instance_settings: InstanceSettingsTable;
@@ -377,4 +402,5 @@ export interface DatabaseSchema {
   alert_groups: AlertGroupsTable;
   notification_outbox: NotificationOutboxTable;
   leases: LeasesTable;
+  metric_rollups: MetricRollupsTable;
 }
