@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { type Logger, pino } from 'pino';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createPostgresSchema } from '../../../test/support/app.ts';
 import { DATABASE_URL_TEST, postgresAvailable } from '../../../test/support/services.ts';
@@ -104,7 +104,11 @@ describe.each([
       host: { cpu: () => host.cpu, eventLoop: () => 0 },
     });
     const limited = new Counter({ name: 'bastion_rate_limited_total', help: 'h', registers: [registry] });
-    const cpu = { set: (ratio: number) => void (host.cpu = ratio) };
+    const cpu = {
+      set(ratio: number) {
+        host.cpu = ratio;
+      },
+    };
     return { history, http, limited, cpu, route: http.forRoute('GET', '/x') };
   }
   const moveTo = (ms: number) => clock.advance(T0 + ms - clock.now());
