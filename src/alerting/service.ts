@@ -146,13 +146,17 @@ export class AlertService {
     this.#leaseTimer.unref();
   }
 
-  /** Stops evaluating and delivering, and gives the lease up so another instance takes over at once. */
-  async close(): Promise<void> {
+  /**
+   * Stops evaluating and delivering, and gives the lease up so another instance takes over at
+   * once (`releaseLease: false` leaves it to expire, as a crash would; tests use it). Idempotent.
+   */
+  async close(options: { releaseLease?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     if (this.#leaseTimer) clearInterval(this.#leaseTimer);
     await this.#renewing;
     await this.#demote();
-    if (this.#config.enabled) await this.#lease.release().catch(() => {});
+    if (this.#config.enabled && options.releaseLease !== false) await this.#lease.release().catch(() => {});
   }
 
   /** Whether this instance evaluates rules and delivers notifications now. */

@@ -3,6 +3,7 @@ import Type from 'typebox';
 import { alertView } from '../alerting/alert-view.ts';
 import type { Aggregation } from '../alerting/rules.ts';
 import { UNMATCHED_ROUTE } from '../observability/http-metrics.ts';
+import type { SeriesKind } from '../observability/metric-history/index.ts';
 import { Closed } from './schemas.ts';
 import type { Services } from './services.ts';
 
@@ -14,6 +15,14 @@ const GROUPS = {
   system: ['system.', 'process.'],
   security: ['security.', 'auth.', 'http.rate_limited', 'http.blocked'],
 } as const;
+
+/** How `/metrics` and the dashboard sum each kind of series up. */
+const SUMMARY: Record<SeriesKind, readonly [Aggregation, number]> = {
+  counter: ['sum', 60_000],
+  ratio: ['ratio', 300_000],
+  latency: ['avg', 300_000],
+  gauge: ['last', 60_000],
+};
 
 /** The RED series the dashboard charts. */
 const RED_SERIES = [
@@ -115,7 +124,8 @@ export function registerMonitoringRoutes(
       config: { auth: 'monitoring:read' },
       schema: {
         tags,
-        summary: 'The latest value of every series (across instances)',
+        summary:
+          'Every series now, across instances: counters summed over the last minute, ratios and latencies over the last 5 minutes, gauges as last sampled',
         response: {
           200: Type.Object({
             at: Type.String(),
@@ -124,7 +134,7 @@ export function registerMonitoringRoutes(
         },
       },
     },
-    async () => ({ at: new Date(clock.now()).toISOString(), series: await metricHistory.current() }),
+    async () => ({ at: new Date(clock.now()).toISOString(), series: await summary() }),
   );
 
   for (const [group, prefixes] of Object.entries(GROUPS)) {
@@ -162,7 +172,7 @@ export function registerMonitoringRoutes(
         ranges(RED_SERIES, 60),
         incidents.status(),
         alerts.activeAlerts(),
-        metricHistory.current(),
+        summary(),
       ]);
       return {
         at: new Date(clock.now()).toISOString(),
@@ -183,6 +193,20 @@ export function registerMonitoringRoutes(
       };
     },
   );
+
+  /** Each series now: what an operator reads at a glance (see the `/metrics` summary). */
+  async function summary(): Promise<Record<string, number | null>> {
+    const now = clock.now();
+    const entries = await Promise.all(
+      metricHistory.list().map(async (series) => {
+        const [aggregation, windowMs] = SUMMARY[series.kind];
+        const name = series.name;
+        const chosen = series.kind === 'latency' ? chartAggregation(name, series.kind) : aggregation;
+        return [name, await metricHistory.evaluate(name, chosen, windowMs, now)] as const;
+      }),
+    );
+    return Object.fromEntries(entries);
+  }
 
   async function ranges(
     names: ReadonlyArray<readonly [string, Aggregation]>,
