@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,26 +5,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { runCli } from './support/cli.ts';
+import { promtool, withPromtool } from './support/promtool.ts';
 
-const PROMTOOL = '/usr/bin/promtool';
-const requireServices = process.env.BASTION_REQUIRE_SERVICES === '1';
-const hasPromtool = existsSync(PROMTOOL);
-if (!hasPromtool && !requireServices) {
-  console.warn(
-    `[skip] promtool not found at ${PROMTOOL} (Debian package prometheus); promtool checks are skipped`,
-  );
-}
-const withPromtool = it.skipIf(!hasPromtool && !requireServices);
-
-/** Runs `promtool check rules FILE`; returns its exit status and everything it printed. */
-function promtoolCheck(file: string): { status: number | null; output: string } {
-  if (!hasPromtool) {
-    throw new Error(`promtool is required (BASTION_REQUIRE_SERVICES=1) but missing at ${PROMTOOL}`);
-  }
-  const result = spawnSync(PROMTOOL, ['check', 'rules', file], { encoding: 'utf8' });
-  if (result.error) throw result.error;
-  return { status: result.status, output: `${result.stdout}${result.stderr}`.trim() };
-}
+/** Runs `promtool check rules FILE`. */
+const promtoolCheck = (file: string) => promtool(['check', 'rules', file]);
 
 let directory: string;
 let env: Record<string, string>;

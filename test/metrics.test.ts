@@ -1,6 +1,4 @@
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
@@ -8,29 +6,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BUILD_INFO } from '../src/observability/build-info.ts';
 import { createMetricsApp } from '../src/server/create-app.ts';
 import { startTestApp, type TestApp, type TestAppOptions } from './support/app.ts';
+import { promtool, withPromtool } from './support/promtool.ts';
 import { postgresAvailable } from './support/services.ts';
 
 const pgUp = await postgresAvailable();
 
-const PROMTOOL = '/usr/bin/promtool';
-const requireServices = process.env.BASTION_REQUIRE_SERVICES === '1';
-const hasPromtool = existsSync(PROMTOOL);
-if (!hasPromtool && !requireServices) {
-  console.warn(
-    `[skip] promtool not found at ${PROMTOOL} (Debian package prometheus); promtool checks are skipped`,
-  );
-}
-const withPromtool = it.skipIf(!hasPromtool && !requireServices);
-
-/** Runs `promtool check metrics` on an exposition; returns its exit status and everything it printed. */
-function promtoolCheck(text: string): { status: number | null; output: string } {
-  if (!hasPromtool) {
-    throw new Error(`promtool is required (BASTION_REQUIRE_SERVICES=1) but missing at ${PROMTOOL}`);
-  }
-  const result = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8' });
-  if (result.error) throw result.error;
-  return { status: result.status, output: `${result.stdout}${result.stderr}`.trim() };
-}
+/** Runs `promtool check metrics` on an exposition. */
+const promtoolCheck = (text: string) => promtool(['check', 'metrics'], text);
 
 interface Sample {
   name: string;

@@ -213,7 +213,7 @@ export class AlertEngine {
   /** Acknowledges a firing alert (stops its escalation and repeats); false when there is none. */
   async acknowledge(fingerprint: string, by: string): Promise<boolean> {
     const alert = this.#alerts.get(fingerprint);
-    if (!alert || alert.status !== 'firing' || alert.acknowledgedAt !== null) return false;
+    if (alert?.status !== 'firing' || alert.acknowledgedAt !== null) return false;
     alert.acknowledgedAt = this.#clock.now();
     alert.acknowledgedBy = by;
     await this.#persist(alert);

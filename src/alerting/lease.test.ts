@@ -1,12 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createPostgresSchema } from '../../test/support/app.ts';
-import { DATABASE_URL_TEST, postgresAvailable } from '../../test/support/services.ts';
+import {
+  type DatabaseBackend,
+  postgresBackend,
+  sqliteBackend,
+} from '../../test/support/database-backends.ts';
+import { postgresAvailable } from '../../test/support/services.ts';
 import { ManualClock } from '../core/clock.ts';
-import { type Database, openDatabase } from '../storage/database.ts';
-import { migrateUp } from '../storage/migrator.ts';
 import { Lease } from './lease.ts';
 
 const pgUp = await postgresAvailable();
@@ -16,65 +15,12 @@ const TTL = 15_000;
 /** How often AlertService renews (and competitors try): a third of the TTL. */
 const RENEW_EVERY = TTL / 3;
 
-/** Opens migrated databases on one engine; each open is another instance's connection to the same data. */
-// Opens may run concurrently (instances starting together): the location is made once, as a promise.
-interface Backend {
-  open(): Promise<Database>;
-  cleanup(): Promise<void>;
-}
-
-function backendOf(
-  connect: () => Promise<{ url: string; schema?: string }>,
-  remove: () => Promise<void>,
-): Backend {
-  const opened: Database[] = [];
-  return {
-    async open() {
-      const { url, schema } = await connect();
-      const database = openDatabase({ url, schema, poolMax: 2 });
-      opened.push(database);
-      await migrateUp(database);
-      return database;
-    },
-    async cleanup() {
-      for (const database of opened.splice(0)) await database.close();
-      await remove();
-    },
-  };
-}
-
-function sqliteBackend(): Backend {
-  let dir: Promise<string> | undefined;
-  return backendOf(
-    async () => {
-      dir ??= mkdtemp(path.join(os.tmpdir(), 'bastion-lease-'));
-      return { url: `sqlite:${path.join(await dir, 'bastion.db')}` };
-    },
-    async () => {
-      if (dir) await rm(await dir, { recursive: true, force: true });
-    },
-  );
-}
-
-function postgresBackend(): Backend {
-  let schema: ReturnType<typeof createPostgresSchema> | undefined;
-  return backendOf(
-    async () => {
-      schema ??= createPostgresSchema();
-      return { url: DATABASE_URL_TEST, schema: (await schema).schema };
-    },
-    async () => {
-      if (schema) await (await schema).drop();
-    },
-  );
-}
-
 describe.each([
-  { engine: 'SQLite', make: sqliteBackend, skip: false },
-  { engine: 'PostgreSQL', make: postgresBackend, skip: !pgUp },
+  { engine: 'SQLite', make: () => sqliteBackend({ poolMax: 2 }), skip: false },
+  { engine: 'PostgreSQL', make: () => postgresBackend({ poolMax: 2 }), skip: !pgUp },
 ])('Lease on $engine', ({ make, skip }) => {
   const test = it.skipIf(skip);
-  let backend: Backend;
+  let backend: DatabaseBackend;
   let clock: ManualClock;
   let t0: number;
 

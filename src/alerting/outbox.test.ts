@@ -1,77 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { type Logger, pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createPostgresSchema } from '../../test/support/app.ts';
-import { DATABASE_URL_TEST, postgresAvailable } from '../../test/support/services.ts';
+import {
+  type DatabaseBackend,
+  postgresBackend,
+  sqliteBackend,
+} from '../../test/support/database-backends.ts';
+import { postgresAvailable } from '../../test/support/services.ts';
 import { ManualClock } from '../core/clock.ts';
-import { type Database, openDatabase } from '../storage/database.ts';
-import { migrateUp } from '../storage/migrator.ts';
+import type { Database } from '../storage/database.ts';
 import { type DeliveryPolicy, NotificationOutbox } from './outbox.ts';
 import { DeliveryError, type Notification, type Notifier } from './types.ts';
 
 const pgUp = await postgresAvailable();
-
-/** Opens migrated databases on one engine; several opens share the data (instances, restarts). */
-// Opens may run concurrently (instances starting together): the location is made once, as a promise.
-interface Backend {
-  open(): Promise<Database>;
-  close(database: Database): Promise<void>;
-  cleanup(): Promise<void>;
-}
-
-function backendOf(
-  connect: () => Promise<{ url: string; schema?: string }>,
-  remove: () => Promise<void>,
-): Backend {
-  const opened = new Set<Database>();
-  return {
-    async open() {
-      const { url, schema } = await connect();
-      const database = openDatabase({ url, schema, poolMax: 4 });
-      opened.add(database);
-      await migrateUp(database);
-      return database;
-    },
-    async close(database) {
-      opened.delete(database);
-      await database.close();
-    },
-    async cleanup() {
-      for (const database of opened) await database.close();
-      opened.clear();
-      await remove();
-    },
-  };
-}
-
-function sqliteBackend(): Backend {
-  let dir: Promise<string> | undefined;
-  return backendOf(
-    async () => {
-      dir ??= mkdtemp(path.join(os.tmpdir(), 'bastion-outbox-'));
-      return { url: `sqlite:${path.join(await dir, 'bastion.db')}` };
-    },
-    async () => {
-      if (dir) await rm(await dir, { recursive: true, force: true });
-    },
-  );
-}
-
-function postgresBackend(): Backend {
-  let schema: ReturnType<typeof createPostgresSchema> | undefined;
-  return backendOf(
-    async () => {
-      schema ??= createPostgresSchema();
-      return { url: DATABASE_URL_TEST, schema: (await schema).schema };
-    },
-    async () => {
-      if (schema) await (await schema).drop();
-    },
-  );
-}
 
 /** What the fake receiver does with one call. */
 type Outcome = Error | 'hang';
@@ -147,11 +88,11 @@ async function metricValues(registry: Registry, name: string): Promise<Record<st
 }
 
 describe.each([
-  { engine: 'SQLite', make: sqliteBackend, skip: false },
-  { engine: 'PostgreSQL', make: postgresBackend, skip: !pgUp },
+  { engine: 'SQLite', make: () => sqliteBackend({ poolMax: 4 }), skip: false },
+  { engine: 'PostgreSQL', make: () => postgresBackend({ poolMax: 4 }), skip: !pgUp },
 ])('NotificationOutbox on $engine', ({ make, skip }) => {
   const test = it.skipIf(skip);
-  let backend: Backend;
+  let backend: DatabaseBackend;
   let database: Database;
   let clock: ManualClock;
   let t0: number;

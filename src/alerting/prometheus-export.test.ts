@@ -1,9 +1,9 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { promtool, withPromtool } from '../../test/support/promtool.ts';
 import { seriesDefinitions } from '../observability/metric-history/series-definitions.ts';
 import {
   exportPrometheusRules,
@@ -13,28 +13,14 @@ import {
 } from './prometheus-export.ts';
 import { AGGREGATIONS, type AlertRuleInput, burnRateRules, defaultRules } from './rules.ts';
 
-const PROMTOOL = '/usr/bin/promtool';
-const requireServices = process.env.BASTION_REQUIRE_SERVICES === '1';
-const hasPromtool = existsSync(PROMTOOL);
-if (!hasPromtool && !requireServices) {
-  console.warn(
-    `[skip] promtool not found at ${PROMTOOL} (Debian package prometheus); promtool checks are skipped`,
-  );
-}
-const withPromtool = it.skipIf(!hasPromtool && !requireServices);
 const directory = mkdtempSync(path.join(tmpdir(), 'bastion-promrules-'));
 afterAll(() => rmSync(directory, { recursive: true, force: true }));
 
 /** Runs `promtool check rules` on a rule file; returns its exit status and everything it printed. */
 function promtoolCheck(yaml: string): { status: number | null; output: string } {
-  if (!hasPromtool) {
-    throw new Error(`promtool is required (BASTION_REQUIRE_SERVICES=1) but missing at ${PROMTOOL}`);
-  }
   const file = path.join(directory, `rules-${Math.random().toString(36).slice(2)}.yml`);
   writeFileSync(file, yaml);
-  const result = spawnSync(PROMTOOL, ['check', 'rules', file], { encoding: 'utf8' });
-  if (result.error) throw result.error;
-  return { status: result.status, output: `${result.stdout}${result.stderr}`.trim() };
+  return promtool(['check', 'rules', file]);
 }
 
 /** The exported rules, as Prometheus reads the file. */
@@ -316,8 +302,8 @@ describe('exportPrometheusRules', () => {
     };
     const file = path.join(directory, 'semantics.test.yml');
     writeFileSync(file, JSON.stringify(tests));
-    const result = spawnSync(PROMTOOL, ['test', 'rules', file], { encoding: 'utf8' });
-    expect(`${result.stdout}${result.stderr}`).toContain('SUCCESS');
+    const result = promtool(['test', 'rules', file]);
+    expect(result.output).toContain('SUCCESS');
     expect(result.status).toBe(0);
   });
 

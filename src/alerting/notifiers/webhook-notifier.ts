@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import type { OutboundTransport } from '../../resilience/outbound-client.ts';
+import { alertView } from '../alert-view.ts';
 import type { Notification, Notifier } from '../types.ts';
 import { deliverHttp } from './deliver-http.ts';
 import { redactUrl } from './redact-url.ts';
@@ -33,18 +34,7 @@ export interface WebhookPayload {
   url: string | null;
   created_at: string;
   test: boolean;
-  alerts: Array<{
-    fingerprint: string;
-    rule: string;
-    status: 'firing' | 'resolved';
-    severity: string;
-    labels: Readonly<Record<string, string>>;
-    annotations: Readonly<Record<string, string>>;
-    value: number | null;
-    starts_at: string;
-    ends_at: string | null;
-    acknowledged: boolean;
-  }>;
+  alerts: Array<ReturnType<typeof alertView>>;
 }
 
 /** Options of {@link verifyWebhookSignature}. */
@@ -117,18 +107,7 @@ export function webhookPayload(notification: Notification): WebhookPayload {
     url: notification.url,
     created_at: notification.createdAt,
     test: notification.test,
-    alerts: notification.alerts.map((alert) => ({
-      fingerprint: alert.fingerprint,
-      rule: alert.rule,
-      status: alert.status,
-      severity: alert.severity,
-      labels: alert.labels,
-      annotations: alert.annotations,
-      value: alert.value,
-      starts_at: alert.startsAt,
-      ends_at: alert.endsAt,
-      acknowledged: alert.acknowledged,
-    })),
+    alerts: notification.alerts.map(alertView),
   };
 }
 
