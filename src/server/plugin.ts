@@ -242,7 +242,8 @@ function admission(
 /**
  * @fastify/under-pressure samples the event loop; it is registered in a context of its own that
  * holds no route, so its per-request hook never runs, and Bastion reads its verdict in the entry
- * hook instead. Returns the current delay (ms) when the loop is over the limit, else null.
+ * hook instead. Returns the current delay (ms) when the loop is over the limit, else null (also
+ * until two sample intervals after start-up).
  */
 async function eventLoopPressure(app: FastifyInstance, config: BastionConfig): Promise<() => number | null> {
   let check: () => number | null = () => null;
@@ -253,7 +254,21 @@ async function eventLoopPressure(app: FastifyInstance, config: BastionConfig): P
     });
     check = () => (scope.isUnderPressure() ? scope.memoryUsage().eventLoopDelay : null);
   });
-  return () => check();
+  // Start-up (migrations, compiling schemas, opening storage) blocks the loop once; the samples
+  // that saw it are not load, so shedding starts two sample intervals after the server is ready.
+  let sheddingFrom = Number.POSITIVE_INFINITY;
+  app.addHook('onReady', (done) => {
+    sheddingFrom = performance.now() + 2 * config.loadShedding.sampleIntervalMs;
+    done();
+  });
+  let started = false;
+  return () => {
+    if (!started) {
+      if (performance.now() < sheddingFrom) return null;
+      started = true;
+    }
+    return check();
+  };
 }
 
 async function detailedFacts(
