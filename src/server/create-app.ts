@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { BastionConfig } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Authenticator } from '../core/principal.ts';
+import { LazyChildLogger } from '../observability/lazy-child-logger.ts';
 import { createLogger, type LogDestination } from '../observability/logger.ts';
 import { registerMetricsRoute } from '../observability/metrics-route.ts';
 import { requestIdFrom } from '../observability/request-id.ts';
@@ -55,6 +56,8 @@ export async function createApp(options: CreateAppOptions): Promise<FastifyInsta
     loggerInstance: logger as FastifyBaseLogger,
     // One access line per request is written by the observability plugin instead.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    // `request.log` is built only when something logs through it (see LazyChildLogger).
+    childLoggerFactory: (parent, bindings, options) => new LazyChildLogger(parent, bindings, options),
     requestIdHeader: false,
     genReqId: (request) => requestIdFrom(request.headers['x-request-id']),
     bodyLimit: config.server.bodyLimit,
