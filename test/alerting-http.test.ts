@@ -233,6 +233,53 @@ describe('alerting through HTTP', () => {
     expect(text).not.toContain('hook-path-secret');
   });
 
+  it('the monitoring endpoints answer with real data: series now and over time, detailed health', async () => {
+    const { app, admin } = await start();
+    for (let i = 0; i < 5; i += 1) expect((await app.inject({ url: '/health/live' })).statusCode).toBe(200);
+    await app.inject({ url: ATTACK });
+    await app.bastion.metricHistory.sampleNow();
+    const now = (await call(app, admin, 'GET', '/api/v1/monitoring/metrics')).json() as {
+      series: Record<string, number | null>;
+    };
+    expect(now.series['http.requests']).toBeGreaterThanOrEqual(6);
+    expect(now.series['security.events']).toBe(1);
+    expect(now.series['security.events.sqli']).toBe(1);
+    expect(now.series['system.memory']).toBeGreaterThan(0);
+    expect(now.series['process.uptime']).toBeGreaterThan(0);
+
+    const application = await call(app, admin, 'GET', '/api/v1/monitoring/metrics/application?minutes=5');
+    expect(application.statusCode).toBe(200);
+    const range = application.json() as {
+      step_seconds: number;
+      series: Record<string, Array<{ t: string; value: number | null }>>;
+    };
+    expect(range.step_seconds).toBe(10);
+    const requests = range.series['http.requests'] ?? [];
+    expect(requests.length).toBeGreaterThanOrEqual(30);
+    expect(requests.some((point) => (point.value ?? 0) > 0)).toBe(true);
+    expect(Object.keys(range.series).every((name) => /^(http|db|ws|alerts)\./.test(name))).toBe(true);
+    const security = (
+      await call(app, admin, 'GET', '/api/v1/monitoring/metrics/security?minutes=5')
+    ).json() as { series: Record<string, unknown> };
+    expect(Object.keys(security.series)).toEqual(
+      expect.arrayContaining(['security.events', 'auth.failures']),
+    );
+    const system = (await call(app, admin, 'GET', '/api/v1/monitoring/metrics/system')).json() as {
+      series: Record<string, unknown>;
+    };
+    expect(Object.keys(system.series)).toEqual(expect.arrayContaining(['system.cpu', 'process.uptime']));
+    expect((await call(app, admin, 'GET', '/api/v1/monitoring/metrics/system?minutes=0')).statusCode).toBe(
+      400,
+    );
+
+    const detailed = await call(app, admin, 'GET', '/api/v1/monitoring/health/detailed');
+    expect(detailed.statusCode).toBe(200);
+    expect(detailed.json()).toMatchObject({
+      alerting: { evaluating_here: true, notifications: { pending: 0, dead: 0 } },
+      checks: expect.any(Object),
+    });
+  });
+
   it('needs alerts:read to read and alerts:manage to change; nothing without a token', async () => {
     const { app, admin } = await start();
     await createUser(app, admin, 'plain@bastion.test');
