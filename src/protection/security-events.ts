@@ -268,7 +268,8 @@ export class SecurityEvents {
   }
 }
 
-function viewOf(row: SecurityEventsTable): SecurityEventView {
+/** A stored event without its details and time (what live events carry). */
+export function eventSummaryOf(row: SecurityEventsTable) {
   return {
     id: row.id,
     kind: row.kind,
@@ -279,6 +280,12 @@ function viewOf(row: SecurityEventsTable): SecurityEventView {
     route: row.route,
     request_id: row.request_id,
     blocked: row.blocked === 1,
+  };
+}
+
+function viewOf(row: SecurityEventsTable): SecurityEventView {
+  return {
+    ...eventSummaryOf(row),
     details: JSON.parse(row.details) as Record<string, unknown>,
     created_at: row.created_at,
   };

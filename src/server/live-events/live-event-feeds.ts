@@ -1,6 +1,7 @@
 import { alertView } from '../../alerting/alert-view.ts';
 import type { AlertChange } from '../../alerting/engine.ts';
 import type { IpRuleView } from '../../protection/ip-rules.ts';
+import { eventSummaryOf } from '../../protection/security-events.ts';
 import type { SecurityEventsTable } from '../../storage/schema.ts';
 import type { LiveEventHub } from './live-event-hub.ts';
 
@@ -21,17 +22,7 @@ export function publishSecurityEvents(hub: LiveEventHub, batch: readonly Securit
     void hub.publish({
       type: 'security_event',
       at: row.created_at,
-      data: {
-        id: row.id,
-        kind: row.kind,
-        attack_class: row.attack_class,
-        severity: row.severity,
-        client_ip: row.client_ip,
-        method: row.method,
-        route: row.route,
-        request_id: row.request_id,
-        blocked: row.blocked === 1,
-      },
+      data: eventSummaryOf(row),
     });
   }
   const omitted = batch.length - shown;
