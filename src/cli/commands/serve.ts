@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load-config.ts';
 import { createLogger } from '../../observability/logger.ts';
-import { createApp } from '../../server/create-app.ts';
-import { listen } from '../../server/serve.ts';
 
 /** `bastion serve`: runs the server until SIGTERM or SIGINT. */
 export function registerServe(program: Command): void {
@@ -19,6 +17,11 @@ export function registerServe(program: Command): void {
         overrides: { 'server.port': options.port, 'server.host': options.host },
       });
       const logger = createLogger(config);
+      // Loaded here, not at the top: every other command (and `--help`) starts without the server.
+      const [{ createApp }, { listen }] = await Promise.all([
+        import('../../server/create-app.ts'),
+        import('../../server/serve.ts'),
+      ]);
       const app = await createApp({ config, logger, migrate: options.migrate ?? false });
       await listen(app, { installSignalHandlers: true });
     });
