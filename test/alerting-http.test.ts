@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWebhookSignature } from '../src/alerting/notifiers/webhook-notifier.ts';
 import type { AlertRuleInput } from '../src/alerting/rules.ts';
+import { ConfigError } from '../src/config/errors.ts';
 import { loadConfig } from '../src/config/load-config.ts';
 import type { BastionConfig } from '../src/config/schema.ts';
 import { createApp } from '../src/server/create-app.ts';
@@ -208,6 +209,23 @@ describe('alerting through HTTP', () => {
     ]) {
       expect(names).toContain(name);
     }
+  });
+
+  it('refuses to start with a bad rule or channel in the configuration, as a configuration error', async () => {
+    const badRule = startIdentityApp({
+      configure: (config) => {
+        config.alerts.rules = [{ ...ATTACK_BURST, channels: ['log'], series: 'no.such' }];
+      },
+    });
+    await expect(badRule).rejects.toBeInstanceOf(ConfigError);
+    await expect(badRule).rejects.toThrow(/series "no\.such" does not exist/);
+    const badChannel = startIdentityApp({
+      configure: (config) => {
+        config.alerts.channels = [{ name: 'ops', kind: 'webhook' }];
+      },
+    });
+    await expect(badChannel).rejects.toBeInstanceOf(ConfigError);
+    await expect(badChannel).rejects.toThrow(/ops/);
   });
 
   it('lists the default and SLO rules, and the channels without their secrets', async () => {

@@ -232,7 +232,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     });
     ipRules.onAdded((rule) => publishBan(liveEvents, rule));
     liveEvents.start();
-    metricHistory = new MetricHistory({
+    const history = new MetricHistory({
       db: database.db,
       registry,
       clock,
@@ -241,17 +241,21 @@ export async function createServices(options: ServicesOptions): Promise<Services
       config,
       httpDuration: httpMetrics.duration,
     });
-    alerts = new AlertService({
-      config,
-      db: database.db,
-      clock,
-      logger,
-      registry,
-      series: metricHistory,
-      notifiers: createNotifiers(config, { logger, transport: channelClient, clock }),
-      onChange: (change) => publishAlertChange(liveEvents, change, clock.now()),
-      holder: instanceId,
-    });
+    alerts = alertServiceOrConfigError(
+      () =>
+        new AlertService({
+          config,
+          db: database.db,
+          clock,
+          logger,
+          registry,
+          series: history,
+          notifiers: createNotifiers(config, { logger, transport: channelClient, clock }),
+          onChange: (change) => publishAlertChange(liveEvents, change, clock.now()),
+          holder: instanceId,
+        }),
+    );
+    metricHistory = history;
     health.onChange(
       (change) =>
         void liveEvents.publish({ type: 'health', at: new Date(clock.now()).toISOString(), data: change }),
@@ -295,6 +299,22 @@ export async function createServices(options: ServicesOptions): Promise<Services
   } catch (error) {
     await close();
     throw error;
+  }
+}
+
+/**
+ * Builds alerting; a rule or channel the configuration gets wrong (checked when it is built) stops
+ * start-up as a configuration error (exit 78) naming it, not as a crash.
+ */
+function alertServiceOrConfigError(build: () => AlertService): AlertService {
+  try {
+    return build();
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    throw new ConfigError(
+      [{ key: 'alerts', source: 'the configuration', message: error.message }],
+      'Refusing to start',
+    );
   }
 }
 
