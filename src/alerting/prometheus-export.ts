@@ -3,8 +3,8 @@ import { Document } from 'yaml';
 import { HttpMetrics } from '../observability/http-metrics.ts';
 import { ATTACK_CLASSES } from '../protection/detection/types.ts';
 import { formatDuration, parseDuration } from './durations.ts';
-import { formatAlertValue } from './notifiers/notification-text.ts';
 import { type Aggregation, type AlertRuleInput, breaches } from './rules.ts';
+import { formatAlertValue, LABEL, PLACEHOLDER } from './templates.ts';
 
 /** What a PromQL builder may use: selectors scoped by the export's matchers, and the slow bucket. */
 export interface PromqlScope {
@@ -299,8 +299,6 @@ function promqlScope(options: PrometheusExportOptions): PromqlScope {
 
 // A Bastion template in Go's template language, as Prometheus expands annotations. Bastion's
 // series carry no labels of their own, so `$labels.x` and `$rule` are known when exporting.
-const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
-const LABEL = /^\$labels\.([A-Za-z_][A-Za-z0-9_]*)$/;
 
 function translateTemplate(template: string, rule: AlertRuleInput, labels: Record<string, string>): string {
   let translated = '';

@@ -7,8 +7,10 @@ export interface TemplateData {
   series: string;
 }
 
-const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
-const LABEL = /^\$labels\.([A-Za-z_][A-Za-z0-9_]*)$/;
+/** A `{{ … }}` placeholder; group 1 is the expression inside. */
+export const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
+/** A `$labels.name` expression; group 1 is the label name. */
+export const LABEL = /^\$labels\.([A-Za-z_][A-Za-z0-9_]*)$/;
 
 /**
  * Fills `{{ $value }}`, `{{ $threshold }}`, `{{ $labels.name }}`, `{{ $rule }}` and
@@ -19,9 +21,9 @@ export function renderTemplate(template: string, data: TemplateData): string {
   return template.replace(PLACEHOLDER, (whole, expression: string) => {
     switch (expression) {
       case '$value':
-        return formatValue(data.value);
+        return formatAlertValue(data.value);
       case '$threshold':
-        return formatValue(data.threshold);
+        return formatAlertValue(data.threshold);
       case '$rule':
         return data.rule;
       case '$series':
@@ -47,8 +49,9 @@ export function unknownPlaceholders(template: string): string[] {
   return unknown;
 }
 
-function formatValue(value: number | null): string {
-  if (value === null) return 'no data';
+/** A value as annotation templates print it: integers whole, others to 4 significant digits. */
+export function formatAlertValue(value: number | null): string {
+  if (value === null || Number.isNaN(value)) return 'no data';
   if (Number.isInteger(value)) return String(value);
   return String(Number(value.toPrecision(4)));
 }

@@ -1,6 +1,7 @@
 import nodemailer, { type NodemailerError, type Transporter } from 'nodemailer';
+import { formatAlertValue } from '../templates.ts';
 import { DeliveryError, type Notification, type Notifier } from '../types.ts';
-import { alertSummary, formatAlertValue, formatLabels, notificationText } from './notification-text.ts';
+import { alertSummary, formatLabels, notificationText } from './notification-text.ts';
 
 /** Options of an {@link EmailNotifier}. */
 export interface EmailNotifierOptions {

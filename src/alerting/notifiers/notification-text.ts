@@ -1,11 +1,5 @@
+import { formatAlertValue } from '../templates.ts';
 import type { AlertSnapshot, Notification } from '../types.ts';
-
-/** A value as Bastion's annotation templates print it: integers whole, others to 4 significant digits. */
-export function formatAlertValue(value: number | null): string {
-  if (value === null || Number.isNaN(value)) return 'no data';
-  if (Number.isInteger(value)) return String(value);
-  return String(Number(value.toPrecision(4)));
-}
 
 /** What an alert is told by: its `summary` annotation, else its `description`, else the rule's name. */
 export function alertSummary(alert: AlertSnapshot): string {

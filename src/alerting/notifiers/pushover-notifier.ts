@@ -1,8 +1,9 @@
 import { type Clock, systemClock } from '../../core/clock.ts';
 import type { OutboundTransport } from '../../resilience/outbound-client.ts';
+import { formatAlertValue } from '../templates.ts';
 import { DeliveryError, type Notification, type Notifier, type Severity } from '../types.ts';
 import { deliverHttp, responseDetail } from './deliver-http.ts';
-import { alertSummary, clipText, formatAlertValue } from './notification-text.ts';
+import { alertSummary, clipText } from './notification-text.ts';
 import { redactUrl } from './redact-url.ts';
 
 /** Pushover's public message API. */
