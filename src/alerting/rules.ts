@@ -379,3 +379,35 @@ export function burnRateRules(
   });
   return [make(14.4, '1h', '5m', 'critical'), make(6, '6h', '30m', 'warning')];
 }
+
+/** Where the configuration's alert settings come from (`alerts` of the config schema). */
+export interface ConfiguredAlerts {
+  defaultRules: boolean;
+  slo: { availability: number | null; latency: number | null };
+  rules: readonly unknown[];
+}
+
+/**
+ * The rules a configuration defines, unchecked, each with its source: Bastion's defaults, the SLO
+ * burn rates, then the config file's. The alert service and `alerts export-prometheus` both start
+ * from this list, so they cannot drift apart.
+ */
+export function configuredRuleInputs(
+  alerts: ConfiguredAlerts,
+  channels: readonly string[],
+): Array<{ input: unknown; source: AlertRule['source'] }> {
+  const inputs: Array<{ input: unknown; source: AlertRule['source'] }> = [];
+  if (alerts.defaultRules)
+    for (const input of defaultRules(channels)) inputs.push({ input, source: 'default' });
+  const { availability, latency } = alerts.slo;
+  if (availability !== null) {
+    for (const input of burnRateRules('Availability', 'http.error_ratio', availability, channels))
+      inputs.push({ input, source: 'slo' });
+  }
+  if (latency !== null) {
+    for (const input of burnRateRules('Latency', 'http.slow_ratio', latency, channels))
+      inputs.push({ input, source: 'slo' });
+  }
+  for (const input of alerts.rules) inputs.push({ input, source: 'config' });
+  return inputs;
+}

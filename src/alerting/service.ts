@@ -13,9 +13,8 @@ import { NotificationOutbox } from './outbox.ts';
 import {
   type AlertRule,
   type AlertRuleInput,
-  burnRateRules,
   compileRule,
-  defaultRules,
+  configuredRuleInputs,
   type RuleContext,
 } from './rules.ts';
 import { Silences } from './silences.ts';
@@ -406,16 +405,7 @@ export class AlertService {
         problems.push((error as Error).message);
       }
     };
-    if (config.defaultRules) for (const rule of defaultRules(channels)) add(rule, 'default');
-    if (config.slo.availability !== null) {
-      for (const rule of burnRateRules('Availability', 'http.error_ratio', config.slo.availability, channels))
-        add(rule, 'slo');
-    }
-    if (config.slo.latency !== null && context.series.has('http.slow_ratio')) {
-      for (const rule of burnRateRules('Latency', 'http.slow_ratio', config.slo.latency, channels))
-        add(rule, 'slo');
-    }
-    for (const rule of config.rules) add(rule, 'config');
+    for (const { input, source } of configuredRuleInputs(config, channels)) add(input, source);
     if (problems.length > 0) throw new TypeError(`Alert rules refused:\n- ${problems.join('\n- ')}`);
     return rules;
   }

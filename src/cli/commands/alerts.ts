@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { renderRuleFile, translateRules } from '../../alerting/prometheus-export.ts';
-import { type AlertRuleInput, burnRateRules, compileRule, defaultRules } from '../../alerting/rules.ts';
+import { type AlertRuleInput, compileRule, configuredRuleInputs } from '../../alerting/rules.ts';
 import { ConfigError, type ConfigProblem } from '../../config/errors.ts';
 import { loadConfig } from '../../config/load-config.ts';
 import type { BastionConfig } from '../../config/schema.ts';
@@ -44,18 +44,14 @@ export function registerAlerts(program: Command, print: (line: string) => void):
  * by the server against what exists.
  */
 function configuredRules(config: BastionConfig): AlertRuleInput[] {
-  const alerts = config.alerts;
-  const channels = alerts.defaultChannels;
   const rules: AlertRuleInput[] = [];
-  if (alerts.defaultRules) rules.push(...defaultRules(channels));
-  if (alerts.slo.availability !== null) {
-    rules.push(...burnRateRules('Availability', 'http.error_ratio', alerts.slo.availability, channels));
-  }
-  if (alerts.slo.latency !== null) {
-    rules.push(...burnRateRules('Latency', 'http.slow_ratio', alerts.slo.latency, channels));
-  }
   const problems: ConfigProblem[] = [];
-  alerts.rules.forEach((input, index) => {
+  let index = 0;
+  for (const { input, source } of configuredRuleInputs(config.alerts, config.alerts.defaultChannels)) {
+    if (source !== 'config') {
+      rules.push(input as AlertRuleInput);
+      continue;
+    }
     const candidate = (input ?? {}) as {
       series?: unknown;
       channels?: unknown;
@@ -71,7 +67,8 @@ function configuredRules(config: BastionConfig): AlertRuleInput[] {
     } catch (error) {
       problems.push({ key: `alerts.rules[${index}]`, source: 'config', message: (error as Error).message });
     }
-  });
+    index += 1;
+  }
   if (problems.length > 0) throw new ConfigError(problems, 'Invalid alert rules');
   return rules;
 }
