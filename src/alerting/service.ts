@@ -67,6 +67,9 @@ export class AlertService {
   #leader = false;
   #leaseTimer: NodeJS.Timeout | null = null;
   #evaluationTimer: NodeJS.Timeout | null = null;
+  #stopTrigger: (() => void) | null = null;
+  readonly #evaluationTrigger: ((evaluate: () => void) => () => void) | null;
+  #lastEvaluationAt = Number.NEGATIVE_INFINITY;
   #evaluating: Promise<void> | null = null;
   #renewing: Promise<void> | null = null;
   #closed = false;
@@ -83,6 +86,12 @@ export class AlertService {
     onChange?: (change: AlertChange) => void;
     /** Identifies this process in the lease (default: a random id). */
     holder?: string;
+    /**
+     * Calls its argument whenever fresh data is in (the metric history's samples) and returns a
+     * function that stops it. When given, rules are evaluated right after new data, at most every
+     * `evaluationIntervalMs`, instead of on a timer of their own (which would evaluate twice).
+     */
+    evaluationTrigger?: (evaluate: () => void) => () => void;
   }) {
     const config = options.config.alerts;
     this.#config = config;
@@ -90,6 +99,7 @@ export class AlertService {
     this.#clock = options.clock;
     this.#logger = options.logger.child({ component: 'alerting' });
     this.#series = options.series;
+    this.#evaluationTrigger = options.evaluationTrigger ?? null;
     this.#notifiers = new Map(options.notifiers.map((notifier) => [notifier.name, notifier]));
     this.silences = new Silences({ db: options.db, clock: options.clock });
     this.outbox = new NotificationOutbox({
@@ -329,8 +339,16 @@ export class AlertService {
     this.engine.setRules(this.#allRules());
     await this.engine.load();
     this.outbox.start();
-    this.#evaluationTimer = setInterval(() => void this.evaluateNow(), this.#config.evaluationIntervalMs);
-    this.#evaluationTimer.unref();
+    if (this.#evaluationTrigger) {
+      // 10 % slack: a sample a little early must not skip a whole interval.
+      const spacing = this.#config.evaluationIntervalMs * 0.9;
+      this.#stopTrigger = this.#evaluationTrigger(() => {
+        if (this.#clock.now() - this.#lastEvaluationAt >= spacing) void this.evaluateNow();
+      });
+    } else {
+      this.#evaluationTimer = setInterval(() => void this.evaluateNow(), this.#config.evaluationIntervalMs);
+      this.#evaluationTimer.unref();
+    }
     await this.evaluateNow();
   }
 
@@ -339,6 +357,8 @@ export class AlertService {
     this.#leader = false;
     if (this.#evaluationTimer) clearInterval(this.#evaluationTimer);
     this.#evaluationTimer = null;
+    this.#stopTrigger?.();
+    this.#stopTrigger = null;
     await this.#evaluating;
     await this.outbox.stop();
     this.#logger.warn(
@@ -350,6 +370,7 @@ export class AlertService {
   /** Runs one evaluation cycle now (the timer's work; tests call it too). Never overlaps itself. */
   async evaluateNow(): Promise<void> {
     if (!this.#leader || this.#evaluating) return;
+    this.#lastEvaluationAt = this.#clock.now();
     this.#evaluating = this.engine
       .evaluate()
       .catch((error: unknown) => this.#logger.error({ err: error }, 'alert evaluation failed'))

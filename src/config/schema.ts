@@ -465,7 +465,7 @@ export const ConfigSchema = Type.Object(
         evaluationIntervalMs: Type.Integer({
           minimum: 100,
           default: 1000,
-          description: 'How often rules are evaluated',
+          description: 'How often rules are evaluated (right after a metric sample, at most this often)',
         }),
         defaultRules: Type.Boolean({ default: true, description: "Include Bastion's default rules" }),
         defaultChannels: Type.Array(Type.String({ minLength: 1 }), {

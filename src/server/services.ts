@@ -253,6 +253,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
           notifiers: createNotifiers(config, { logger, transport: channelClient, clock }),
           onChange: (change) => publishAlertChange(liveEvents, change, clock.now()),
           holder: instanceId,
+          // Rules are evaluated right after each sample: a breach is seen within one sample interval.
+          evaluationTrigger: (evaluate) => history.onSample(evaluate),
         }),
     );
     metricHistory = history;
@@ -263,9 +265,6 @@ export async function createServices(options: ServicesOptions): Promise<Services
     health.watch(Math.max(config.health.cacheMs, 5000));
     await metricHistory.start();
     await alerts.start();
-    // Rules are evaluated right after each sample, so a breach is seen within one sample interval.
-    const evaluating = alerts;
-    metricHistory.onSample(() => void evaluating.evaluateNow());
     return {
       config,
       logger,
